@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 
 
@@ -50,3 +51,65 @@ class Action(enum.StrEnum):
 
 
 SCOPE_FOR_MODE: dict[Mode, str] = {Mode.INBOX: "video.upload", Mode.DIRECT: "video.publish"}
+
+
+# Columns of an item row that code may set through Store.transition / Store.update.
+ITEM_FIELDS = (
+    "account", "name", "kind", "folder", "state", "settings_name", "size", "mtime_ns", "ctime_ns", "ino",
+    "sha256", "content_type", "detected_at", "updated_at", "next_attempt_at", "wait_reason", "attempts",
+    "publish_id", "upload_url", "upload_expires_at", "uploaded_bytes", "chunk_size", "chunk_count",
+    "init_started_at", "init_count", "orphans", "status", "post_ids", "error_code", "error_message",
+    "error_log_id", "moved", "result_name", "staged", "publish_at", "detail", "duplicate_of", "source_mode",
+    "post_info", "budget_reset_at",
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Item:
+    """One piece of media (a video file, an image, or a photo folder) and everything known about its trip."""
+
+    id: int
+    account: str
+    name: str                      # its name in `folder` (may gain a " (2)" suffix when moved)
+    kind: str                      # Kind value
+    folder: str                    # inbox | processing | done | failed: where the file is now
+    state: State
+    settings_name: str | None      # the post settings file that travels with it
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    ino: int
+    sha256: str | None
+    content_type: str | None
+    detected_at: float
+    updated_at: float
+    next_attempt_at: float | None
+    wait_reason: str | None
+    attempts: int                  # transient failures so far (the retry budget)
+    publish_id: str | None
+    upload_url: str | None
+    upload_expires_at: float | None
+    uploaded_bytes: int            # bytes TikTok acknowledged
+    chunk_size: int | None
+    chunk_count: int | None
+    init_started_at: float | None  # write-ahead: an init was sent at this time (answer maybe lost)
+    init_count: int
+    orphans: str                   # JSON list of notes on inits whose drafts were abandoned
+    status: str | None             # TikTok's last status
+    post_ids: str                  # JSON list
+    error_code: str | None
+    error_message: str | None
+    error_log_id: str | None
+    moved: int                     # 1 once the file reached done/ or failed/ with its sidecar
+    result_name: str | None
+    staged: str                    # JSON list of media-host names
+    publish_at: float | None
+    detail: str | None             # a line for `status` (cannot read, disk full, …)
+    duplicate_of: int | None
+    source_mode: str | None        # the account mode when the item was taken in
+    post_info: str | None          # JSON of the post settings used
+    budget_reset_at: float | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.account}/{self.name}"

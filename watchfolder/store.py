@@ -1,0 +1,372 @@
+"""SQLite state: items, their event history, the rate-limit ledger and per-account waits.
+
+WAL journal, a busy timeout, ``BEGIN IMMEDIATE`` for every write, ordered migrations, and
+compare-and-set transitions that also append an event row (the sidecar's history).
+Each thread opens its own ``Store``; connections are never shared between threads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from watchfolder.errors import StoreError
+from watchfolder.model import ITEM_FIELDS, Item, State
+
+DB_NAME = "watchfolder.sqlite3"
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first schema
+    """
+    CREATE TABLE items (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        account TEXT NOT NULL,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        folder TEXT NOT NULL DEFAULT 'inbox',
+        state TEXT NOT NULL,
+        settings_name TEXT,
+        size INTEGER NOT NULL DEFAULT 0,
+        mtime_ns INTEGER NOT NULL DEFAULT 0,
+        ctime_ns INTEGER NOT NULL DEFAULT 0,
+        ino INTEGER NOT NULL DEFAULT 0,
+        sha256 TEXT,
+        content_type TEXT,
+        detected_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        next_attempt_at REAL,
+        wait_reason TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        publish_id TEXT,
+        upload_url TEXT,
+        upload_expires_at REAL,
+        uploaded_bytes INTEGER NOT NULL DEFAULT 0,
+        chunk_size INTEGER,
+        chunk_count INTEGER,
+        init_started_at REAL,
+        init_count INTEGER NOT NULL DEFAULT 0,
+        orphans TEXT NOT NULL DEFAULT '[]',
+        status TEXT,
+        post_ids TEXT NOT NULL DEFAULT '[]',
+        error_code TEXT,
+        error_message TEXT,
+        error_log_id TEXT,
+        moved INTEGER NOT NULL DEFAULT 0,
+        result_name TEXT,
+        staged TEXT NOT NULL DEFAULT '[]',
+        publish_at REAL,
+        detail TEXT,
+        duplicate_of INTEGER,
+        source_mode TEXT,
+        post_info TEXT,
+        budget_reset_at REAL
+    );
+    CREATE INDEX items_account_state ON items(account, state);
+    CREATE INDEX items_account_sha ON items(account, sha256);
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        item_id INTEGER NOT NULL REFERENCES items(id),
+        state TEXT NOT NULL,
+        at REAL NOT NULL,
+        detail TEXT
+    );
+    CREATE INDEX events_item ON events(item_id);
+    CREATE TABLE ledger (
+        account TEXT NOT NULL,
+        what TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    CREATE INDEX ledger_lookup ON ledger(account, what, at);
+    CREATE TABLE accounts (
+        account TEXT PRIMARY KEY,
+        wait_until REAL,
+        wait_reason TEXT,
+        wait_code TEXT,
+        probe_seconds REAL,
+        paused_code TEXT,
+        paused_message TEXT,
+        paused_tokens_at REAL
+    );
+    CREATE TABLE runtime (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    """,
+)
+
+ACCOUNT_FIELDS = ("wait_until", "wait_reason", "wait_code", "probe_seconds", "paused_code",
+                  "paused_message", "paused_tokens_at")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AccountState:
+    """Per-account waits and pauses that outlive a restart."""
+
+    account: str
+    wait_until: float | None = None
+    wait_reason: str | None = None
+    wait_code: str | None = None
+    probe_seconds: float | None = None
+    paused_code: str | None = None
+    paused_message: str | None = None
+    paused_tokens_at: float | None = None
+
+
+def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Given the database path, return a configured connection (WAL, NORMAL sync, 10 s busy timeout)."""
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0, isolation_level=None,
+                               check_same_thread=False)
+    else:
+        conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA busy_timeout=10000")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+class Store:
+    """The state database of one ``state_dir``. Not shared between threads: open one per thread."""
+
+    def __init__(self, state_dir: Path, *, readonly: bool = False) -> None:
+        self.path = Path(state_dir) / DB_NAME
+        if readonly and not self.path.exists():
+            raise StoreError(f"no state database at {self.path}: has `watchfolder run` ever started?")
+        try:
+            self.conn = connect(self.path, readonly=readonly)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the state database {self.path}: {exc}") from exc
+        if not readonly:
+            self.migrate()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """Run the block in one ``BEGIN IMMEDIATE`` transaction; roll back on any exception."""
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"the state database is busy: {exc}") from exc
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def migrate(self) -> int:
+        """Apply the migrations not applied yet, in order; return the schema version."""
+        with self.transaction() as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
+            done = {row[0] for row in conn.execute("SELECT version FROM migrations")}
+            for version, script in enumerate(MIGRATIONS, start=1):
+                if version in done:
+                    continue
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("INSERT INTO migrations VALUES (?, datetime('now'))", (version,))
+        return len(MIGRATIONS)
+
+    # ---- items -------------------------------------------------------------------------------
+
+    def add_item(self, *, account: str, name: str, kind: str, now: float, state: State = State.QUEUED,
+                 detail: str | None = None, **fields: Any) -> Item:
+        """Record a newly taken-in item with its first event; return it."""
+        _check_fields(fields)
+        columns = {"account": account, "name": name, "kind": kind, "state": str(state),
+                   "detected_at": now, "updated_at": now, **fields}
+        names = ", ".join(columns)
+        marks = ", ".join("?" for _ in columns)
+        with self.transaction() as conn:
+            cursor = conn.execute(f"INSERT INTO items ({names}) VALUES ({marks})",  # noqa: S608 - fixed names
+                                  [_encode(v) for v in columns.values()])
+            item_id = int(cursor.lastrowid or 0)
+            conn.execute("INSERT INTO events (item_id, state, at, detail) VALUES (?, 'detected', ?, NULL)",
+                         (item_id, now))
+            if state != State.DETECTED:
+                conn.execute("INSERT INTO events (item_id, state, at, detail) VALUES (?, ?, ?, ?)",
+                             (item_id, str(state), now, detail))
+        return self.get(item_id)
+
+    def get(self, item_id: int) -> Item:
+        row = self.conn.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no item {item_id}")
+        return _item(row)
+
+    def transition(self, item_id: int, expected: State | Sequence[State], new: State, *, now: float,
+                   detail: str | None = None, **fields: Any) -> Item:
+        """Compare-and-set: move the item from one of ``expected`` to ``new`` and log an event.
+
+        Raise StoreError when the item was not in an expected state (someone else got there first).
+        """
+        _check_fields(fields)
+        allowed = [str(expected)] if isinstance(expected, State) else [str(s) for s in expected]
+        sets = {"state": str(new), "updated_at": now, **fields}
+        assignments = ", ".join(f"{key} = ?" for key in sets)
+        marks = ", ".join("?" for _ in allowed)
+        with self.transaction() as conn:
+            cursor = conn.execute(
+                f"UPDATE items SET {assignments} WHERE id = ? AND state IN ({marks})",  # noqa: S608
+                [*(_encode(v) for v in sets.values()), item_id, *allowed],
+            )
+            if cursor.rowcount != 1:
+                row = conn.execute("SELECT state FROM items WHERE id = ?", (item_id,)).fetchone()
+                actual = row[0] if row else "missing"
+                raise StoreError(f"item {item_id} was {actual}, not {'/'.join(allowed)}")
+            conn.execute("INSERT INTO events (item_id, state, at, detail) VALUES (?, ?, ?, ?)",
+                         (item_id, str(new), now, detail))
+        return self.get(item_id)
+
+    def update(self, item_id: int, *, now: float, **fields: Any) -> Item:
+        """Set fields of an item without changing its state (progress, details)."""
+        _check_fields(fields)
+        sets = {"updated_at": now, **fields}
+        assignments = ", ".join(f"{key} = ?" for key in sets)
+        with self.transaction() as conn:
+            conn.execute(f"UPDATE items SET {assignments} WHERE id = ?",  # noqa: S608 - fixed names
+                         [*(_encode(v) for v in sets.values()), item_id])
+        return self.get(item_id)
+
+    def note(self, item_id: int, state: str, *, now: float, detail: str | None = None) -> None:
+        """Append an event row that is not a state change (an orphaned init, a realignment)."""
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO events (item_id, state, at, detail) VALUES (?, ?, ?, ?)",
+                         (item_id, state, now, detail))
+
+    def find_open(self, account: str, name: str) -> Item | None:
+        """Return the unfinished item of this account whose file is called ``name`` in inbox/processing."""
+        row = self.conn.execute(
+            "SELECT * FROM items WHERE account = ? AND name = ? AND folder IN ('inbox', 'processing')"
+            " AND state NOT IN ('done', 'failed', 'cancelled') ORDER BY id DESC LIMIT 1",
+            (account, name),
+        ).fetchone()
+        return _item(row) if row else None
+
+    def items(self, *, states: Iterable[State] | None = None, account: str | None = None,
+              unmoved: bool = False) -> list[Item]:
+        """Items filtered by state and account, oldest first."""
+        where, args = [], []
+        if states is not None:
+            names = [str(s) for s in states]
+            where.append(f"state IN ({', '.join('?' for _ in names)})")
+            args += names
+        if account is not None:
+            where.append("account = ?")
+            args.append(account)
+        if unmoved:
+            where.append("moved = 0 AND state IN ('done', 'failed')")
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self.conn.execute(f"SELECT * FROM items {clause} ORDER BY detected_at, id", args)  # noqa: S608
+        return [_item(row) for row in rows]
+
+    def next_due(self, account: str, now: float) -> Item | None:
+        """The account's next item to work on: a due ``publish_at`` first, then first detected, first served."""
+        row = self.conn.execute(
+            "SELECT * FROM items WHERE account = ? AND state IN ('queued', 'waiting', 'uploading', 'processing')"
+            " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+            " ORDER BY CASE WHEN state IN ('uploading', 'processing') THEN 0"
+            "               WHEN publish_at IS NOT NULL THEN 1 ELSE 2 END,"
+            "          COALESCE(publish_at, detected_at), id LIMIT 1",
+            (account, now),
+        ).fetchone()
+        return _item(row) if row else None
+
+    def duplicate_of(self, item: Item) -> Item | None:
+        """An earlier item of the same account with the same content that is pending or done."""
+        if not item.sha256:
+            return None
+        row = self.conn.execute(
+            "SELECT * FROM items WHERE account = ? AND sha256 = ? AND id != ? AND id < ?"
+            " AND state NOT IN ('failed', 'cancelled') ORDER BY id LIMIT 1",
+            (item.account, item.sha256, item.id, item.id),
+        ).fetchone()
+        return _item(row) if row else None
+
+    def history(self, item_id: int) -> list[dict[str, Any]]:
+        rows = self.conn.execute("SELECT state, at, detail FROM events WHERE item_id = ? ORDER BY id", (item_id,))
+        return [{"state": row["state"], "at": row["at"], "detail": row["detail"]} for row in rows]
+
+    def finished_since(self, since: float) -> list[Item]:
+        rows = self.conn.execute(
+            "SELECT * FROM items WHERE state IN ('done', 'failed') AND updated_at >= ? ORDER BY updated_at", (since,)
+        )
+        return [_item(row) for row in rows]
+
+    # ---- the rate-limit ledger ---------------------------------------------------------------
+
+    def ledger_add(self, account: str, what: str, at: float) -> None:
+        with self.transaction() as conn:
+            conn.execute("INSERT INTO ledger (account, what, at) VALUES (?, ?, ?)", (account, what, at))
+
+    def ledger_times(self, account: str, what: str, since: float) -> list[float]:
+        rows = self.conn.execute("SELECT at FROM ledger WHERE account = ? AND what = ? AND at > ? ORDER BY at",
+                                 (account, what, since))
+        return [row[0] for row in rows]
+
+    def ledger_prune(self, before: float) -> None:
+        with self.transaction() as conn:
+            conn.execute("DELETE FROM ledger WHERE at < ?", (before,))
+
+    # ---- accounts and runtime ----------------------------------------------------------------
+
+    def account_state(self, account: str) -> AccountState:
+        row = self.conn.execute("SELECT * FROM accounts WHERE account = ?", (account,)).fetchone()
+        if row is None:
+            return AccountState(account)
+        return AccountState(**{key: row[key] for key in row.keys()})  # noqa: SIM118 - sqlite3.Row
+
+    def set_account_state(self, account: str, **fields: Any) -> AccountState:
+        unknown = set(fields) - set(ACCOUNT_FIELDS)
+        if unknown:
+            raise StoreError(f"unknown account fields: {sorted(unknown)}")
+        with self.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO accounts (account) VALUES (?)", (account,))
+            if fields:
+                assignments = ", ".join(f"{key} = ?" for key in fields)
+                conn.execute(f"UPDATE accounts SET {assignments} WHERE account = ?",  # noqa: S608
+                             [*fields.values(), account])
+        return self.account_state(account)
+
+    def set_runtime(self, key: str, value: Any, now: float) -> None:
+        with self.transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO runtime (key, value, at) VALUES (?, ?, ?)",
+                         (key, json.dumps(value), now))
+
+    def runtime(self, key: str) -> tuple[Any, float] | None:
+        row = self.conn.execute("SELECT value, at FROM runtime WHERE key = ?", (key,)).fetchone()
+        return (json.loads(row[0]), row[1]) if row else None
+
+    def integrity_check(self) -> str:
+        return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def _check_fields(fields: dict[str, Any]) -> None:
+    unknown = set(fields) - set(ITEM_FIELDS)
+    if unknown:
+        raise StoreError(f"unknown item fields: {sorted(unknown)}")
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, State):
+        return str(value)
+    if isinstance(value, list | dict | tuple):
+        return json.dumps(value)
+    return value
+
+
+def _item(row: sqlite3.Row) -> Item:
+    values = {key: row[key] for key in row.keys()}  # noqa: SIM118 - sqlite3.Row
+    values["state"] = State(values["state"])
+    return Item(**values)
