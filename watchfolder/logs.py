@@ -8,6 +8,7 @@ nested dict or list, in a dict key, or in the text of an exception's traceback.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import threading
@@ -184,7 +185,8 @@ def configure(level: str = "info", *, json: bool | None = None, stream: IO[str] 
     renderer: Any = (
         structlog.processors.JSONRenderer(sort_keys=False)
         if json
-        else structlog.dev.ConsoleRenderer(colors=on_tty)
+        # NO_COLOR: the common convention for people who want plain text on a terminal.
+        else structlog.dev.ConsoleRenderer(colors=on_tty and not os.environ.get("NO_COLOR"))
     )
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
