@@ -1,0 +1,475 @@
+"""The config file: YAML in, validated frozen ``Settings`` out, every problem reported at once.
+
+One pipeline: read → parse YAML → walk the known keys, converting each value → cross-checks.
+Each step adds "at 'key.path': what is wrong" to one list; ``load`` raises a single
+``ConfigError`` holding all of them, so a user fixes the file in one go. The client secret
+is never echoed: not in a problem, not in a repr.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, cast
+
+from watchfolder import postsettings
+from watchfolder.errors import ConfigError, UsageError
+from watchfolder.model import Mode, VideoSource
+
+_frozen = dataclasses.dataclass(frozen=True, slots=True)
+MIN_CHUNK, MAX_CHUNK = 5_242_880, 64_000_000  # TikTok's rule for every chunk but the last
+
+
+@_frozen
+class TikTokSettings:
+    client_key: str
+    client_secret: str | None = dataclasses.field(repr=False)  # never printed
+    client_secret_source: str  # "file" | "env" | "credentials" | "inline" | "none"
+    api_base_url: str = "https://open.tiktokapis.com"  # without a trailing "/"
+    redirect_uri: str = "http://127.0.0.1:8765/callback/"
+    init_per_minute: int = 6  # 0 means no limit (benchmarks against the emulator)
+    status_per_minute: int = 30
+    creator_info_per_minute: int = 20
+    timeout_seconds: float = 60
+    refresh_margin_seconds: float = 300
+    refresh_warn_days: float = 14
+
+
+@_frozen
+class WatchSettings:
+    observer: str = "auto"
+    poll_interval: float = 5
+    settle_seconds: float = 10
+    rescan_seconds: float = 300
+    ignore: tuple[str, ...] = ()
+
+
+@_frozen
+class UploadSettings:
+    chunk_size: int = 10_000_000
+    status_poll_seconds: float = 10
+    max_attempts: int = 8
+    retry_initial_seconds: float = 300
+    retry_max_seconds: float = 21600
+
+
+@_frozen
+class MediaHostSettings:
+    url_prefix: str | None = None
+    serve: tuple[str, int] | None = None
+    publish_dir: Path | None = None
+
+
+@_frozen
+class PhotosSettings:
+    convert: bool = False
+
+
+@_frozen
+class MetricsSettings:
+    listen: tuple[str, int] | None = None
+
+
+@_frozen
+class NotifySettings:
+    webhook: str | None = None
+    ntfy: str | None = None
+
+
+@_frozen
+class AccountSettings:
+    name: str
+    mode: Mode
+    video_source: VideoSource
+    defaults: Mapping[str, object]  # checked by postsettings.check_keys_and_values; read-only
+
+
+@_frozen
+class Settings:
+    path: Path
+    root: Path
+    state_dir: Path
+    tiktok: TikTokSettings
+    watch: WatchSettings
+    upload: UploadSettings
+    dedupe: bool
+    media_host: MediaHostSettings
+    photos: PhotosSettings
+    metrics: MetricsSettings
+    notify: NotifySettings
+    accounts: tuple[AccountSettings, ...]
+    log_level: str = "info"
+    allow_network_state_dir: bool = False
+
+    def account(self, name: str) -> AccountSettings:
+        """Given an account name, return its settings; raise UsageError naming the known ones if absent."""
+        for account in self.accounts:
+            if account.name == name:
+                return account
+        known = ", ".join(account.name for account in self.accounts)
+        raise UsageError(f"unknown account {name!r}; the config has: {known}")
+
+
+# ---- value converters: each takes the raw YAML value, returns the typed one or raises ValueError
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def parse_duration(value: object) -> float:
+    """Given 10, 10.5, "10", "10s", "5m", "2h" or "1d", return seconds; raise ValueError otherwise."""
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value)
+        if match:
+            seconds = float(match[1]) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f'must be a duration like 10, "10s" or "5m", got {_show(value)}')
+    return seconds
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """Given "HOST:PORT", ":PORT" (host 127.0.0.1) or "[v6]:PORT", return (host, port); raise ValueError."""
+    match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[^:\[\]\s]*):(\d{1,5})", value) if isinstance(value, str) else None
+    if not match or int(match[2]) > 65535:
+        raise ValueError(f"must be HOST:PORT like 127.0.0.1:9808 (or [::1]:9808), got {_show(value)}")
+    return match[1].strip("[]") or "127.0.0.1", int(match[2])
+
+
+Converter = Callable[[object], Any]
+
+
+def _text(value: object) -> str:
+    if isinstance(value, str) and value.strip():
+        return value
+    raise ValueError(f"must be non-empty text, got {_show(value)}")
+
+
+def _secret_text(value: object) -> str:
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    raise ValueError("must be non-empty text (quote it)")  # the value itself is never shown
+
+
+def _flag(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise ValueError(f"must be true or false, got {_show(value)}")
+
+
+def _whole(low: int, high: int | None = None, what: str = "a whole number") -> Converter:
+    def convert(value: object) -> int:
+        in_range = isinstance(value, int) and value >= low and (high is None or value <= high)
+        if in_range and not isinstance(value, bool):
+            return value
+        span = f"from {low:,} to {high:,}" if high is not None else f"{low} or more"
+        raise ValueError(f"must be {what} {span}, got {_show(value)}")
+
+    return convert
+
+
+def _rate(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise ValueError(f"must be calls per minute, a whole number (0 means no limit), got {_show(value)}")
+
+
+def _seconds(allow_zero: bool = False) -> Converter:
+    def convert(value: object) -> float:
+        seconds = parse_duration(value)
+        if seconds == 0 and not allow_zero:
+            raise ValueError("must be more than 0 seconds, got 0")
+        return seconds
+
+    return convert
+
+
+def _days(value: object) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < math.inf:
+        return float(value)
+    raise ValueError(f"must be a number of days, 0 or more, got {_show(value)}")
+
+
+def _choice(*options: str) -> Converter:
+    def convert(value: object) -> str:
+        if value in options:
+            return str(value)
+        raise ValueError(f"must be one of {', '.join(options)}, got {_show(value)}")
+
+    return convert
+
+
+def _url(value: object) -> str:
+    if isinstance(value, str) and re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
+        return value
+    raise ValueError(f"must be a URL starting with http:// or https://, got {_show(value)}")
+
+
+def _url_prefix(value: object) -> str:
+    url = _url(value)
+    if not url.endswith("/"):
+        raise ValueError(f'must end with "/" (names are appended to it), got {_show(value)}')
+    return url
+
+
+def _listen(value: object) -> tuple[str, int]:
+    return parse_listen(cast(str, value))  # parse_listen refuses a non-string itself
+
+
+def _globs(value: object) -> tuple[str, ...]:
+    if isinstance(value, list) and all(isinstance(item, str) and item for item in value):
+        return tuple(value)
+    raise ValueError(f'must be a list of file-name patterns like ["*.bak"], got {_show(value)}')
+
+
+def _path(base: Path) -> Converter:
+    def convert(value: object) -> Path:
+        # Relative paths follow the config file, not the daemon's working folder (systemd uses /).
+        return Path(os.path.normpath(base / Path(_text(value)).expanduser()))
+
+    return convert
+
+
+# ---- the schema: YAML key → (field name, converter); None marks a key handled by hand
+
+_Spec = dict[str, "tuple[str, Converter] | None"]
+_TOP: _Spec = dict.fromkeys(
+    ["root", "state_dir", "tiktok", "watch", "upload", "dedupe", "media_host", "photos", "metrics",
+     "notify", "accounts", "log_level", "allow_network_state_dir"])
+_TIKTOK: _Spec = {
+    "client_key": None, "client_secret_file": None, "client_secret": None,
+    "api_base_url": ("api_base_url", _url), "redirect_uri": ("redirect_uri", _url),
+    "init_per_minute": ("init_per_minute", _rate), "status_per_minute": ("status_per_minute", _rate),
+    "creator_info_per_minute": ("creator_info_per_minute", _rate),
+    "timeout_seconds": ("timeout_seconds", _seconds()),
+    "refresh_margin_seconds": ("refresh_margin_seconds", _seconds(allow_zero=True)),
+    "refresh_warn_days": ("refresh_warn_days", _days)}
+_WATCH: _Spec = {
+    "observer": ("observer", _choice("auto", "inotify", "polling")),
+    "poll_interval": ("poll_interval", _seconds()), "settle_seconds": ("settle_seconds", _seconds()),
+    "rescan_seconds": ("rescan_seconds", _seconds()), "ignore": ("ignore", _globs)}
+_UPLOAD: _Spec = {
+    "chunk_size": ("chunk_size", _whole(MIN_CHUNK, MAX_CHUNK, "a number of bytes")),
+    "status_poll_seconds": ("status_poll_seconds", _seconds()),
+    "max_attempts": ("max_attempts", _whole(1)), "retry_initial": ("retry_initial_seconds", _seconds()),
+    "retry_max": ("retry_max_seconds", _seconds())}
+_MEDIA_HOST: _Spec = {"url_prefix": ("url_prefix", _url_prefix), "serve": ("serve", _listen),
+                      "publish_dir": None}
+_PHOTOS: _Spec = {"convert": ("convert", _flag)}
+_METRICS: _Spec = {"listen": ("listen", _listen)}
+_NOTIFY: _Spec = {"webhook": ("webhook", _url), "ntfy": ("ntfy", _url)}
+_ACCOUNT: _Spec = {"mode": None, "video_source": None, "defaults": None}
+
+KEYS: Mapping[str, frozenset[str]] = MappingProxyType({
+    name: frozenset(spec) for name, spec in [
+        ("", _TOP), ("tiktok", _TIKTOK), ("watch", _WATCH), ("upload", _UPLOAD), ("media_host", _MEDIA_HOST),
+        ("photos", _PHOTOS), ("metrics", _METRICS), ("notify", _NOTIFY), ("accounts.*", _ACCOUNT)]})
+"""The known keys of each section ("" is the top level), for docs and the example's test."""
+
+
+class _Walk:
+    """Collects problems while the sections are read; every method returns something usable."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def problem(self, key: str, text: str) -> None:
+        self.problems.append(f"at '{key}': {text}")
+
+    def section(self, raw: object, key: str, spec: _Spec) -> dict[str, object]:
+        """Given a section's raw value, return it as a dict (absent → {}); report unknown keys."""
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict):
+            self.problem(key or "(top level)", f"must be a mapping of keys, got {_show(raw)}")
+            return {}
+        for name in raw:
+            if name not in spec:
+                close = difflib.get_close_matches(str(name), list(spec), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(spec)}"
+                self.problem(f"{key}.{name}" if key else str(name), f"unknown key ({hint})")
+        return raw
+
+    def value(self, section: Mapping[str, object], key: str, name: str, convert: Converter) -> Any:
+        """Return the converted value of ``section[name]``; None (and a problem) if it is bad or absent."""
+        if section.get(name) is None:
+            return None
+        try:
+            return convert(section[name])
+        except ValueError as error:
+            self.problem(f"{key}.{name}" if key else name, str(error))
+            return None
+
+    def fields(self, section: Mapping[str, object], key: str, spec: _Spec) -> dict[str, Any]:
+        """Convert every present, schema-handled key; return {field name: value} for the good ones."""
+        out: dict[str, Any] = {}
+        for name, entry in spec.items():
+            if entry is not None and (value := self.value(section, key, name, entry[1])) is not None:
+                out[entry[0]] = value
+        return out
+
+    def required(self, section: Mapping[str, object], key: str, name: str, convert: Converter,
+                 hint: str) -> Any:
+        if section.get(name) is None:
+            self.problem(f"{key}.{name}" if key else name, f"required: {hint}")
+            return None
+        return self.value(section, key, name, convert)
+
+
+def load(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Settings:
+    """Given a config path (None: ``env["WATCHFOLDER_CONFIG"]``) and the environment (default
+    os.environ), return validated Settings; raise ConfigError with every problem found.
+
+    Reads only the config file and the client secret's file; does not check folders (``check`` does).
+    """
+    env = os.environ if env is None else env
+    path = path if path is not None else env.get("WATCHFOLDER_CONFIG") or None
+    if path is None:
+        raise ConfigError("(no config)", ["no config file given: use -c PATH or set WATCHFOLDER_CONFIG"])
+    config_path = Path(path).expanduser().absolute()
+    raw = _read(config_path, str(path))
+    walk = _Walk()
+    settings = _build(raw, walk, config_path, env)
+    if walk.problems:
+        raise ConfigError(str(path), walk.problems)
+    return settings
+
+
+def _read(config_path: Path, shown: str) -> object:
+    try:
+        text = config_path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise ConfigError(shown, [f"cannot read the config file: {reason}"]) from None
+    try:
+        return postsettings.load_yaml(text)
+    except ValueError as error:
+        raise ConfigError(shown, [str(error)]) from None
+
+
+def _build(raw: object, walk: _Walk, config_path: Path, env: Mapping[str, str]) -> Settings:
+    """Walk the sections in the documented order (so problems come in file order) into Settings."""
+    if raw is None:
+        walk.problem("(top level)", "the file is empty")
+    top = walk.section(raw, "", _TOP)
+    to_path = _path(config_path.parent)
+
+    def section(name: str, spec: _Spec) -> dict[str, Any]:
+        return walk.fields(walk.section(top.get(name), name, spec), name, spec)
+
+    root = walk.required(top, "", "root", to_path, "the folder that holds one folder per account")
+    state_dir = walk.required(top, "", "state_dir", to_path, "a folder on a local disk for state and tokens")
+    tiktok = _tiktok(walk.section(top.get("tiktok"), "tiktok", _TIKTOK), walk, to_path, env)
+    watch = WatchSettings(**section("watch", _WATCH))
+    upload = UploadSettings(**section("upload", _UPLOAD))
+    if upload.retry_max_seconds < upload.retry_initial_seconds:
+        walk.problem("upload.retry_max", "must not be shorter than upload.retry_initial")
+    dedupe = walk.value(top, "", "dedupe", _flag) is not False
+    media = walk.section(top.get("media_host"), "media_host", _MEDIA_HOST)
+    media_host = MediaHostSettings(**walk.fields(media, "media_host", _MEDIA_HOST),
+                                   publish_dir=walk.value(media, "media_host", "publish_dir", to_path))
+    _check_media_host(media, walk)
+    photos, metrics = PhotosSettings(**section("photos", _PHOTOS)), MetricsSettings(**section("metrics", _METRICS))
+    notify = NotifySettings(**section("notify", _NOTIFY))
+    accounts = _accounts(top.get("accounts"), walk, media_host)
+    return Settings(
+        path=config_path, root=root or Path(), state_dir=state_dir or Path(), tiktok=tiktok, watch=watch,
+        upload=upload, dedupe=dedupe, media_host=media_host, photos=photos, metrics=metrics, notify=notify,
+        accounts=accounts,
+        log_level=walk.value(top, "", "log_level", _choice("debug", "info", "warning", "error")) or "info",
+        allow_network_state_dir=walk.value(top, "", "allow_network_state_dir", _flag) is True)
+
+
+def _tiktok(section: dict[str, object], walk: _Walk, to_path: Converter, env: Mapping[str, str]) -> TikTokSettings:
+    key = walk.required(section, "tiktok", "client_key", _text, "your app's client key from the TikTok portal")
+    secret, source = _client_secret(section, walk, to_path, env)
+    values = walk.fields(section, "tiktok", _TIKTOK)
+    values.pop("client_key", None)
+    if "api_base_url" in values:
+        values["api_base_url"] = str(values["api_base_url"]).rstrip("/")  # callers append "/v2/..."
+    return TikTokSettings(client_key=str(key or ""), client_secret=secret, client_secret_source=source,
+                          **values)
+
+
+def _client_secret(section: Mapping[str, object], walk: _Walk, to_path: Converter,
+                   env: Mapping[str, str]) -> tuple[str | None, str]:
+    """Return (secret, source) by the documented order: file, env, systemd credential, inline, none."""
+    secret_file = walk.value(section, "tiktok", "client_secret_file", to_path)
+    inline = walk.value(section, "tiktok", "client_secret", _secret_text)
+    candidates: list[tuple[str, Path | str | None, str]] = [
+        ("file", secret_file, "tiktok.client_secret_file"),
+        ("env", env.get("WATCHFOLDER_CLIENT_SECRET", "").strip() or None, ""),
+        ("credentials", Path(env["CREDENTIALS_DIRECTORY"]) / "client_secret"
+         if env.get("CREDENTIALS_DIRECTORY") else None, "$CREDENTIALS_DIRECTORY/client_secret"),
+        ("inline", inline, "")]
+    for source, candidate, key in candidates:
+        if isinstance(candidate, Path):
+            try:
+                text = candidate.read_text(encoding="utf-8-sig").strip()
+            except FileNotFoundError:
+                if source == "credentials":
+                    continue  # systemd gave a credentials folder, just not this credential
+                walk.problem(key, f"cannot read {candidate}: no such file")
+                return None, source
+            except (OSError, UnicodeDecodeError) as error:
+                reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+                walk.problem(key, f"cannot read {candidate}: {reason}")
+                return None, source
+            if not text:
+                walk.problem(key, f"{candidate} is empty")
+            return text or None, source
+        if candidate is not None:
+            return candidate, source
+    return None, "none"
+
+
+def _check_media_host(raw: Mapping[str, object], walk: _Walk) -> None:
+    if not raw:
+        return  # the section is optional: absent means photos and pull_from_url are unavailable
+    if raw.get("url_prefix") is None:
+        walk.problem("media_host.url_prefix", "required when media_host is set: the verified URL prefix")
+    if (raw.get("serve") is None) == (raw.get("publish_dir") is None):
+        walk.problem("media_host", "set exactly one of serve (built-in server) or publish_dir (copy there)")
+
+
+def _accounts(raw: object, walk: _Walk, media_host: MediaHostSettings) -> tuple[AccountSettings, ...]:
+    if not raw or not isinstance(raw, dict):
+        walk.problem("accounts", f"required: a mapping of account names to settings, got {_show(raw)}")
+        return ()
+    accounts: list[AccountSettings] = []
+    folded: dict[str, str] = {}
+    for name, body in raw.items():
+        key = f"accounts.{name}"
+        if not isinstance(name, str) or not name or name in (".", "..") or name.startswith(".") \
+                or any(char in name for char in "/\\\0"):
+            walk.problem(key, "an account name must be usable as a folder name: text, not hidden, no / or \\")
+            continue
+        if name.casefold() in folded:  # one folder on a case-insensitive share (SMB, macOS)
+            walk.problem(key, f"differs from account {folded[name.casefold()]!r} only in letter case")
+        folded[name.casefold()] = name
+        section = walk.section(body, key, _ACCOUNT)
+        mode = walk.value(section, key, "mode", _choice(*Mode))
+        source = walk.value(section, key, "video_source", _choice(*VideoSource))
+        defaults = section.get("defaults") or {}
+        if not isinstance(defaults, dict):
+            walk.problem(f"{key}.defaults", f"must be a mapping of post settings, got {_show(defaults)}")
+            defaults = {}
+        walk.problems += postsettings.check_keys_and_values(defaults, f"{key}.defaults")
+        source = VideoSource(source or VideoSource.FILE_UPLOAD)
+        if source is VideoSource.PULL_FROM_URL and not (
+                media_host.url_prefix and (media_host.serve or media_host.publish_dir)):
+            walk.problem(f"{key}.video_source",
+                         "pull_from_url needs media_host.url_prefix and media_host.serve or publish_dir")
+        accounts.append(AccountSettings(name=name, mode=Mode(mode or Mode.INBOX), video_source=source,
+                                        defaults=MappingProxyType(dict(defaults))))
+    return tuple(accounts)
