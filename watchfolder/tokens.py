@@ -1,0 +1,362 @@
+"""Per-account OAuth tokens: a private on-disk store, and a manager that keeps them fresh.
+
+Files live in ``<state_dir>/tokens/<account>.json`` (directory 0700, files 0600), each written
+whole (temp file, fsync, rename, fsync of the directory). TikTok rotates refresh tokens and a
+rotated one must never be sent again (that can void the whole grant), so the manager refreshes
+one account at a time and commits the new refresh token before anyone uses the new access token.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+import secrets
+import stat
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from watchfolder import logs
+from watchfolder.errors import AuthError, TikTokError, UsageError, WatchfolderError
+from watchfolder.model import Action
+from watchfolder.tiktok.oauth import OAuthClient, TokenGrant
+
+_ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def sign_in_hint(account: str) -> str:
+    """Return the command that fixes any token problem for ``account``."""
+    return f"sign in with: watchfolder auth login {account}"
+
+
+def _utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclasses.dataclass(frozen=True)
+class Tokens:
+    """One account's grant. Times are epoch seconds; ``repr`` never shows either token."""
+
+    account: str
+    open_id: str
+    access_token: str
+    access_expires_at: float
+    refresh_token: str
+    refresh_expires_at: float
+    scopes: tuple[str, ...]
+    updated_at: float
+
+    def __repr__(self) -> str:
+        return (
+            f"Tokens(account={self.account!r}, open_id={self.open_id!r}, access_token='***', "
+            f"access_expires_at={_utc(self.access_expires_at)}, refresh_token='***', "
+            f"refresh_expires_at={_utc(self.refresh_expires_at)}, scopes={self.scopes!r})"
+        )
+
+    __str__ = __repr__
+
+    @classmethod
+    def from_grant(cls, account: str, grant: TokenGrant, *, now: float) -> Tokens:
+        """Given a token answer for ``account``, return the Tokens to store."""
+        return cls(
+            account=account,
+            open_id=grant.open_id,
+            access_token=grant.access_token,
+            access_expires_at=grant.access_expires_at,
+            refresh_token=grant.refresh_token,
+            refresh_expires_at=grant.refresh_expires_at,
+            scopes=grant.scopes,
+            updated_at=now,
+        )
+
+
+class TokenStore:
+    """Reads and writes token files under ``state_dir/tokens``; safe to share between threads."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = Path(state_dir)
+        self.directory = self.state_dir / "tokens"
+
+    def check_permissions(self) -> None:
+        """Make sure the token directory exists and nobody but the owner can get at it.
+
+        Create ``state_dir`` and ``state_dir/tokens`` (0700) when missing. Raise
+        WatchfolderError naming the path, its mode and the chmod commands that fix it if the
+        directory or a token file has any group or other permission bit.
+        """
+        self._ensure_directory()
+        problems = []
+        for path in [self.directory, *sorted(self.directory.glob("*.json"))]:
+            mode = stat.S_IMODE(os.lstat(path).st_mode)
+            if mode & 0o077:
+                problems.append(f"{path} is readable by group/others (mode {mode:04o})")
+        if problems:
+            raise WatchfolderError(
+                f"{'; '.join(problems)}; fix with: chmod 700 {self.directory}; chmod 600 {self.directory}/*.json"
+            )
+
+    def load(self, account: str) -> Tokens | None:
+        """Return the stored tokens of ``account``, or None if it never signed in.
+
+        Raise AuthError (code ``tokens_unreadable``) if the file exists but cannot be used.
+        """
+        path = self._path(account)
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise AuthError(account, f"cannot read {path} ({exc.strerror}); {sign_in_hint(account)}",
+                            code="tokens_unreadable") from None
+        try:
+            data: dict[str, Any] = json.loads(raw)
+            tokens = Tokens(
+                account=account,
+                open_id=str(data["open_id"]),
+                access_token=str(data["access_token"]),
+                access_expires_at=float(data["access_expires_at"]),
+                refresh_token=str(data["refresh_token"]),
+                refresh_expires_at=float(data["refresh_expires_at"]),
+                scopes=tuple(str(scope) for scope in data["scopes"]),
+                updated_at=float(data["updated_at"]),
+            )
+        except (ValueError, KeyError, TypeError):
+            # Say what is wrong, never what the file holds.
+            raise AuthError(account, f"{path} is damaged; {sign_in_hint(account)}",
+                            code="tokens_unreadable") from None
+        logs.register_secret(tokens.access_token)
+        logs.register_secret(tokens.refresh_token)
+        return tokens
+
+    def save(self, tokens: Tokens) -> None:
+        """Write ``tokens`` so that a reader (or a crash) sees either the old file or the new one whole.
+
+        The temp file is created 0600 (so the tokens are never readable by others, not even for a
+        moment), written, fsynced, renamed over the old file, and the directory is fsynced.
+        """
+        logs.register_secret(tokens.access_token)
+        logs.register_secret(tokens.refresh_token)
+        self._ensure_directory()
+        path = self._path(tokens.account)
+        data = {"schema": 1, **dataclasses.asdict(tokens), "scopes": list(tokens.scopes)}
+        payload = json.dumps(data, indent=2).encode("utf-8") + b"\n"
+        temp = self.directory / f".{tokens.account}.{secrets.token_hex(4)}.tmp"
+        descriptor = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        try:
+            try:
+                os.fchmod(descriptor, 0o600)  # exact mode whatever the umask
+                os.write(descriptor, payload)
+                os.fsync(descriptor)
+            finally:
+                os.close(descriptor)
+            os.replace(temp, path)
+        except BaseException:
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+            raise
+        self._fsync_directory()
+
+    def delete(self, account: str) -> bool:
+        """Delete the tokens of ``account``; return whether there were any."""
+        try:
+            os.unlink(self._path(account))
+        except FileNotFoundError:
+            return False
+        self._fsync_directory()
+        return True
+
+    def accounts(self) -> list[str]:
+        """Return the names of the accounts with stored tokens, sorted."""
+        if not self.directory.is_dir():
+            return []
+        return sorted(path.stem for path in self.directory.glob("*.json") if not path.name.startswith("."))
+
+    def _path(self, account: str) -> Path:
+        # Account names become file names: refuse anything that could leave the directory.
+        if not _ACCOUNT_NAME.match(account):
+            raise UsageError(f"not a valid account name: {account!r}")
+        return self.directory / f"{account}.json"
+
+    def _ensure_directory(self) -> None:
+        for directory in (self.state_dir, self.directory):
+            if not directory.exists():
+                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                os.chmod(directory, 0o700)  # mkdir's mode is filtered by the umask
+
+    def _fsync_directory(self) -> None:
+        descriptor = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+class TokenManager:
+    """Hands out valid access tokens, refreshing them when needed; thread-safe.
+
+    Only one refresh per account runs at a time (a lock per account). A refresh that TikTok
+    refuses for good becomes an AuthError, which the daemon takes as "pause this account".
+    """
+
+    def __init__(
+        self,
+        store: TokenStore,
+        oauth: OAuthClient,
+        *,
+        margin_seconds: float = 300,
+        clock: Callable[[], float] = time.time,
+        log: Any = None,
+    ) -> None:
+        self.store = store
+        self.oauth = oauth
+        self.margin_seconds = margin_seconds
+        self.clock = clock
+        self.log = log if log is not None else logs.get_logger()
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        # Tokens TikTok issued that could not be written to disk yet: the refresh token on disk
+        # has been rotated away, so these are the only usable ones until a save succeeds.
+        self._unsaved: dict[str, Tokens] = {}
+
+    def access_token(self, account: str) -> str:
+        """Return a usable access token for ``account``, refreshing it first if it expires within the margin.
+
+        Raise AuthError (message ending with the sign-in command): code ``auth_required`` when
+        there are no tokens, ``refresh_expired`` when the refresh token has expired,
+        ``invalid_grant`` (or TikTok's code) when TikTok refused the refresh, ``scope_lost`` when
+        the refresh came back without a scope the account had. Raise TikTokError (RETRY) when
+        TikTok or the network failed for now.
+        """
+        if account not in self._unsaved:
+            tokens = self._load(account)
+            if tokens.access_expires_at - self.margin_seconds > self.clock():
+                return tokens.access_token
+        with self._lock(account):
+            # Another thread may have refreshed while this one waited for the lock.
+            tokens = self._current_locked(account)
+            if tokens.access_expires_at - self.margin_seconds > self.clock():
+                return tokens.access_token
+            return self._refresh_locked(tokens, reason="expiring")
+
+    def refresh(self, account: str, *, rejected_token: str | None = None) -> str:
+        """Refresh now (TikTok said ``access_token_invalid``) and return the new access token.
+
+        If ``rejected_token`` is given and another thread has already replaced it, return the
+        current token without a second refresh. Raise as :meth:`access_token` does.
+        """
+        with self._lock(account):
+            tokens = self._current_locked(account)
+            if rejected_token is not None and tokens.access_token != rejected_token:
+                return tokens.access_token
+            return self._refresh_locked(tokens, reason="rejected")
+
+    def expiring_soon(self, within_seconds: float) -> list[Tokens]:
+        """Return the stored tokens whose refresh token expires within ``within_seconds``, soonest first."""
+        limit = self.clock() + within_seconds
+        found = []
+        for account in self.store.accounts():
+            try:
+                tokens = self.store.load(account)
+            except AuthError:
+                continue  # damaged files are reported by load() itself where it matters
+            if tokens is not None and tokens.refresh_expires_at <= limit:
+                found.append(tokens)
+        return sorted(found, key=lambda tokens: tokens.refresh_expires_at)
+
+    def expiry_warnings(self, within_seconds: float) -> list[str]:
+        """Log and return one sentence per account whose sign-in expires within ``within_seconds``."""
+        now = self.clock()
+        messages = []
+        for tokens in self.expiring_soon(within_seconds):
+            days = (tokens.refresh_expires_at - now) / 86400
+            when = "has expired" if days <= 0 else f"expires in {days:.1f} days"
+            messages.append(
+                f"{tokens.account}: the TikTok sign-in {when} ({_utc(tokens.refresh_expires_at)}); "
+                f"renew it: {sign_in_hint(tokens.account)}"
+            )
+            self.log.warning("refresh_token_expiring", account=tokens.account,
+                             expires_at=_utc(tokens.refresh_expires_at))
+        return messages
+
+    # -- inside the per-account lock -------------------------------------------------------
+
+    def _lock(self, account: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(account, threading.Lock())
+
+    def _load(self, account: str) -> Tokens:
+        tokens = self.store.load(account)
+        if tokens is None:
+            raise AuthError(account, f"no tokens for {account!r}: {sign_in_hint(account)}")
+        return tokens
+
+    def _current_locked(self, account: str) -> Tokens:
+        """Return the newest tokens of ``account``; call with the account's lock held."""
+        unsaved = self._unsaved.get(account)
+        if unsaved is not None:
+            # Tokens from a refresh whose save failed: the refresh token on disk is void, so
+            # nothing proceeds (and no refresh is sent) until these reach the disk.
+            self._commit(unsaved)
+            return unsaved
+        return self._load(account)
+
+    def _refresh_locked(self, tokens: Tokens, *, reason: str) -> str:
+        account = tokens.account
+        now = self.clock()
+        if tokens.refresh_expires_at <= now:
+            raise AuthError(
+                account,
+                f"the TikTok sign-in of {account!r} expired on {_utc(tokens.refresh_expires_at)}: "
+                f"{sign_in_hint(account)}",
+                code="refresh_expired",
+            )
+        try:
+            grant = self.oauth.refresh(tokens.refresh_token, now=now)
+        except TikTokError as exc:
+            if exc.action is Action.REAUTH:
+                self.log.warning("token_refresh_refused", account=account, code=exc.code, log_id=exc.log_id)
+                raise AuthError(
+                    account,
+                    f"TikTok refused to renew the sign-in of {account!r} ({exc.code}): {sign_in_hint(account)}",
+                    code=exc.code,
+                ) from None
+            raise
+        except AuthError as exc:  # no client secret: say which account could not go on
+            raise AuthError(account, exc.message, code=exc.code) from None
+        fresh = Tokens.from_grant(account, grant, now=now)
+        if not grant.scopes:  # an answer without a scope list took nothing away
+            fresh = dataclasses.replace(fresh, scopes=tokens.scopes)
+        # The rotated refresh token is committed before the new access token leaves this method.
+        self._commit(fresh)
+        self.log.info("token_refreshed", account=account, reason=reason,
+                      access_expires_at=_utc(fresh.access_expires_at),
+                      refresh_expires_at=_utc(fresh.refresh_expires_at),
+                      rotated=fresh.refresh_token != tokens.refresh_token)
+        lost = [scope for scope in tokens.scopes if scope not in fresh.scopes]
+        if lost:
+            raise AuthError(
+                account,
+                f"TikTok no longer grants {', '.join(lost)} for {account!r}: {sign_in_hint(account)}",
+                code="scope_lost",
+            )
+        return fresh.access_token
+
+    def _commit(self, tokens: Tokens) -> None:
+        """Save ``tokens``; if that fails, keep them in memory (the old refresh token is void) and re-raise."""
+        try:
+            self.store.save(tokens)
+        except OSError as exc:
+            self._unsaved[tokens.account] = tokens
+            self.log.error("tokens_not_saved", account=tokens.account, error=exc.strerror)
+            raise WatchfolderError(
+                f"could not save the renewed tokens of {tokens.account!r} ({exc.strerror}); "
+                "they are kept in memory until a save succeeds"
+            ) from None
+        self._unsaved.pop(tokens.account, None)
