@@ -1,0 +1,143 @@
+"""The command line: parse, load the config, run a command, turn errors into messages and exit codes.
+
+Exit codes: 0 success; 2 bad usage or bad config (and a state directory already in use);
+1 any other failure. Only this module prints errors; the rest raise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from watchfolder import __version__, config
+from watchfolder.errors import ConfigError, StateLockedError, UsageError, WatchfolderError
+
+COMMANDS = ("run", "check", "status", "retry", "auth", "emulator", "demo")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def _add_config(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    parser.add_argument("-c", "--config", metavar="PATH", default=None if top else argparse.SUPPRESS,
+                        help="the config file (default: $WATCHFOLDER_CONFIG)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="watchfolder", description="Publish videos and photos dropped in a folder to TikTok.")
+    parser.add_argument("--version", action="version", version=f"watchfolder {__version__}")
+    _add_config(parser, top=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="the daemon, in the foreground, until SIGTERM/SIGINT")
+    _add_config(run, top=False)
+
+    check = sub.add_parser("check", help="validate config, folders, permissions, tokens and the watch method")
+    _add_config(check, top=False)
+    check.add_argument("--json", action="store_true", help="machine-readable output")
+    check.add_argument("--offline", action="store_true", help="do not contact TikTok or the media host")
+
+    status = sub.add_parser("status", help="items not yet finished and recent finished ones")
+    _add_config(status, top=False)
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    retry = sub.add_parser("retry", help="put a failed item back in its account's inbox")
+    _add_config(retry, top=False)
+    retry.add_argument("item", metavar="ITEM", help="a name in a failed/ folder, or an item id from status")
+
+    auth = sub.add_parser("auth", help="sign accounts in and out")
+    auth_sub = auth.add_subparsers(dest="auth_command", metavar="ACTION", parser_class=_Parser)
+    login = auth_sub.add_parser("login", help="OAuth (PKCE) sign-in; --paste for a headless box")
+    _add_config(login, top=False)
+    login.add_argument("account")
+    login.add_argument("--paste", action="store_true", help="do not wait for the browser: paste the redirect URL")
+    login.add_argument("--no-browser", action="store_true", help="print the URL instead of opening a browser")
+    imp = auth_sub.add_parser("import", help="store tokens obtained elsewhere")
+    _add_config(imp, top=False)
+    imp.add_argument("account")
+    imp.add_argument("--access-token", required=True)
+    imp.add_argument("--refresh-token", required=True)
+    imp.add_argument("--open-id", default="")
+    imp.add_argument("--expires-in", type=float, default=86400.0)
+    imp.add_argument("--refresh-expires-in", type=float, default=31536000.0)
+    imp.add_argument("--scope", default="")
+    lst = auth_sub.add_parser("list", help="accounts, token expiry and scopes (never the tokens)")
+    _add_config(lst, top=False)
+    lst.add_argument("--json", action="store_true")
+    logout = auth_sub.add_parser("logout", help="revoke the tokens at TikTok and delete them here")
+    _add_config(logout, top=False)
+    logout.add_argument("account")
+
+    emulator = sub.add_parser("emulator", help="the local TikTok API emulator", add_help=False)
+    emulator.add_argument("args", nargs=argparse.REMAINDER)
+
+    demo = sub.add_parser("demo", help="the whole flow end to end on the emulator, in a temporary folder")
+    demo.add_argument("--keep", action="store_true", help="keep the temporary folder and print where it is")
+    return parser
+
+
+def _split_emulator(argv: list[str]) -> tuple[list[str], list[str]] | None:
+    """``watchfolder emulator …`` passes everything after the command to the emulator's own parser."""
+    if "emulator" in argv:
+        index = argv.index("emulator")
+        return argv[:index], argv[index + 1:]
+    return None
+
+
+def load_settings(args: argparse.Namespace) -> config.Settings:
+    return config.load(getattr(args, "config", None))
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    from watchfolder.commands import auth, check, demo, retry, run, status
+
+    command = args.command
+    if command == "run":
+        return run.main(load_settings(args))
+    if command == "check":
+        return check.main(args)
+    if command == "status":
+        return status.main(load_settings(args), as_json=args.json)
+    if command == "retry":
+        return retry.main(load_settings(args), args.item)
+    if command == "auth":
+        if args.auth_command is None:
+            raise UsageError("watchfolder auth: say login, import, list or logout")
+        return auth.main(load_settings(args), args)
+    if command == "demo":
+        return demo.main(keep=args.keep)
+    raise UsageError("watchfolder: say which command to run (see watchfolder --help)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit code."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    try:
+        split = _split_emulator(args_list)
+        if split is not None and not any(a in ("-h", "--help") for a in split[0]):
+            from watchfolder.emulator import cli as emulator_cli
+
+            return emulator_cli.main(split[1])
+        args = build_parser().parse_args(args_list)
+        if args.command is None:
+            build_parser().print_help()
+            return 2
+        return dispatch(args)
+    except ConfigError as exc:
+        print(f"watchfolder: {exc}", file=sys.stderr)
+        return 2
+    except (UsageError, StateLockedError) as exc:
+        print(f"watchfolder: {exc}", file=sys.stderr)
+        return 2
+    except WatchfolderError as exc:
+        print(f"watchfolder: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

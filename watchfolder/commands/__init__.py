@@ -1,0 +1,1 @@
+"""One module per command; ``cli`` parses arguments and calls ``main`` here."""

@@ -1,0 +1,135 @@
+"""Finishing an item: once its outcome is committed, move it to done/ or failed/ with its sidecar.
+
+The order makes a crash harmless: outcome committed → target name committed → file moved →
+sidecar written → ``moved`` committed. Running ``finish`` again after a crash at any point
+completes the job without losing or duplicating anything.
+"""
+
+from __future__ import annotations
+
+import datetime
+import errno
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from watchfolder import outbox
+from watchfolder.intake.entries import display_name
+from watchfolder.model import Item, State
+from watchfolder.store import Store
+
+SCHEMA = 1
+DISK_ERRORS = (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EPERM, errno.EDQUOT, errno.EIO)
+
+
+def iso(epoch: float | None) -> str | None:
+    """Epoch seconds → ``2026-11-26T10:00:00Z`` (UTC); None stays None."""
+    if epoch is None:
+        return None
+    moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def sidecar(item: Item, history: list[dict[str, Any]], now: float) -> dict[str, Any]:
+    """The JSON document of interface.md for a finished item (no token or secret can reach it)."""
+    error = None
+    if item.state is State.FAILED:
+        error = {"code": item.error_code or "failed", "message": item.error_message or "",
+                 "log_id": item.error_log_id or ""}
+    data: dict[str, Any] = {
+        "schema": SCHEMA,
+        "result": "done" if item.state is State.DONE else "failed",
+        "account": item.account,
+        "name": display_name(item.name),
+        "kind": item.kind,
+        "mode": item.source_mode,
+        "publish_id": item.publish_id,
+        "status": item.status,
+        "post_ids": json.loads(item.post_ids or "[]"),
+        "error": error,
+        "size": item.size,
+        "sha256": item.sha256,
+        "attempts": max(1, item.init_count),
+        "detected_at": iso(item.detected_at),
+        "finished_at": iso(now),
+        "history": [_event(event) for event in history],
+    }
+    if item.settings_name:
+        data["settings_file"] = display_name(item.settings_name)
+    if item.post_info:
+        data["post_settings"] = json.loads(item.post_info)
+    orphans = json.loads(item.orphans or "[]")
+    if orphans:
+        data["orphans"] = orphans
+    if item.duplicate_of is not None:
+        data["duplicate_of"] = item.duplicate_of
+    return data
+
+
+def _event(event: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"state": event["state"], "at": iso(event["at"])}
+    if event.get("detail"):
+        out["detail"] = event["detail"]
+    return out
+
+
+def finish(root: Path, store: Store, item: Item, now: float, log: Any) -> bool:
+    """Move a DONE/FAILED item to its folder and write the sidecar; return True when it is all there.
+
+    On a disk error (full, read-only, permission) nothing is deleted: the item keeps its place, the
+    error is recorded for `status`, and the main loop calls this again later.
+    """
+    if item.moved or item.state not in (State.DONE, State.FAILED):
+        return True
+    base = root / item.account
+    target_folder = "done" if item.state is State.DONE else "failed"
+    destination = base / target_folder
+    try:
+        result_name = _move(base, destination, store, item, now)
+        if result_name is None:
+            return True
+        fresh = store.get(item.id)
+        if not (destination / f"{result_name}.json").exists():
+            outbox.write_sidecar(destination, result_name, sidecar(fresh, store.history(item.id), now))
+    except OSError as exc:
+        if exc.errno not in DISK_ERRORS:
+            raise
+        reason = f"cannot move to {target_folder}/: {os.strerror(exc.errno or 0).lower()}; will retry"
+        if item.detail != reason:
+            store.update(item.id, now=now, detail=reason)
+            log.error("move_failed", account=item.account, item=display_name(item.name), reason=reason)
+        return False
+    store.update(item.id, now=now, moved=1, folder=target_folder, detail=None)
+    log.info("item_finished", account=item.account, item=display_name(item.name), item_id=item.id,
+             result=target_folder, publish_id=item.publish_id, stored_as=display_name(result_name))
+    return True
+
+
+def _move(base: Path, destination: Path, store: Store, item: Item, now: float) -> str | None:
+    """Move the media (and settings file); return the name it has in ``destination``."""
+    if item.result_name and os.path.lexists(destination / item.result_name):
+        source = _locate(base, item)
+        if source is None:
+            return item.result_name   # moved before a crash; only the sidecar may be missing
+    source = _locate(base, item)
+    if source is None:
+        # The file is gone (the user took it out of processing/); the record still gets a sidecar.
+        store.update(item.id, now=now, moved=1, detail="the file was no longer there to move")
+        return None
+    names = [item.name] + ([item.settings_name] if item.settings_name else [])
+    number = outbox.free_number(destination, names)
+    planned = outbox.suffixed(item.name, number)
+    store.update(item.id, now=now, result_name=planned)
+    new_name, _ = outbox.move_item(source, destination, item.name, item.settings_name)
+    if new_name != planned:
+        store.update(item.id, now=now, result_name=new_name)
+    return new_name
+
+
+def _locate(base: Path, item: Item) -> Path | None:
+    """The folder that holds the item's file now (its recorded folder first, then inbox and processing)."""
+    for folder in dict.fromkeys([item.folder, "processing", "inbox"]):
+        if folder in ("inbox", "processing") and os.path.lexists(base / folder / item.name):
+            return base / folder
+    return None

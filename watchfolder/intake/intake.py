@@ -1,0 +1,273 @@
+"""Intake: turn watcher events into items in the store, once what they name has settled.
+
+Runs on the main loop's thread only. Decides what a settled inbox entry is (video, photo post,
+settings file, junk, bad) and records it; media we refuse goes to the store as FAILED before any
+API call, and the finisher moves it to failed/ with its sidecar.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import queue
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from watchfolder import postsettings
+from watchfolder.config import Settings
+from watchfolder.errors import MediaError
+from watchfolder.intake import entries, media, settle
+from watchfolder.intake.watcher import WatchEvent
+from watchfolder.model import Kind, State
+from watchfolder.store import Store
+
+ORPHAN_SETTINGS_SECONDS = 600.0   # a settings file whose media never came goes to failed/ after this
+UNREADABLE_RECHECK = 5.0          # how often a file we cannot read is tried again
+
+
+@dataclasses.dataclass(slots=True)
+class Pending:
+    account: str
+    name: str
+    recheck_at: float
+    first_seen: float
+
+
+class Intake:
+    """Owns the settle windows and the 'notices' (symlinks, unreadable files, orphan settings) for `status`."""
+
+    def __init__(self, settings: Settings, store: Store, events: queue.Queue[WatchEvent], *,
+                 log: Any, fingerprint: Callable[[Path], settle.Fingerprint] = settle.fingerprint) -> None:
+        self.settings = settings
+        self.store = store
+        self.events = events
+        self.log = log
+        self.fingerprint = fingerprint
+        self.settler = settle.Settler(settings.watch.settle_seconds)
+        self.pending: dict[tuple[str, str], Pending] = {}
+        self.notices: dict[tuple[str, str], str] = {}
+        self.accounts = {account.name: account for account in settings.accounts}
+
+    def inbox(self, account: str) -> Path:
+        return self.settings.root / account / "inbox"
+
+    def drain(self, now: float) -> int:
+        """Move every queued watcher event into the pending set; return how many arrived."""
+        count = 0
+        while True:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                return count
+            count += 1
+            if event.account not in self.accounts:
+                continue
+            key = (event.account, event.name)
+            if key not in self.pending:
+                self.pending[key] = Pending(event.account, event.name, now, now)
+            else:
+                self.pending[key].recheck_at = now
+
+    def step(self, now: float) -> int:
+        """Look at every pending entry whose recheck time has come; return how many items were recorded."""
+        self.drain(now)
+        recorded = 0
+        for key, pending in list(self.pending.items()):
+            if pending.recheck_at > now:
+                continue
+            done, changed = self._examine(pending, now)
+            recorded += changed
+            if done:
+                self.pending.pop(key, None)
+                self.settler.forget(_settle_key(key))
+        return recorded
+
+    def next_wakeup(self) -> float | None:
+        return min((p.recheck_at for p in self.pending.values()), default=None)
+
+    def waiting_entries(self, now: float) -> list[dict[str, Any]]:
+        """Entries not yet taken in (still being written, unreadable, settings without media), for `status`."""
+        rows = []
+        for (account, name), pending in self.pending.items():
+            note = self.notices.get((account, name))
+            growing = self.settler.growing_since(_settle_key((account, name)))
+            if note is None:
+                since = growing if growing is not None else pending.first_seen
+                note = f"being written or settling since {_clock(since)}"
+            rows.append({"account": account, "name": entries.display_name(name), "note": note})
+        for (account, name), note in self.notices.items():
+            if (account, name) not in self.pending:
+                rows.append({"account": account, "name": entries.display_name(name), "note": note})
+        return rows
+
+    # ---- one entry -------------------------------------------------------------------------
+
+    def _examine(self, pending: Pending, now: float) -> tuple[bool, int]:
+        """Return (finished with this entry, items recorded)."""
+        account, name = pending.account, pending.name
+        key = (account, name)
+        entry = entries.classify(self.inbox(account), account, name, self.settings.watch.ignore)
+        if entry.kind == "ignored":
+            return True, 0
+        if entry.kind == "missing":
+            self.notices.pop(key, None)
+            self._cancel_if_waiting(account, name, now)
+            return True, 0
+        if entry.kind == "symlink":
+            if key not in self.notices:
+                self.log.warning("symlink_left_alone", account=account, item=entries.display_name(name))
+            self.notices[key] = "a symlink: left alone (watchfolder never follows links out of the inbox)"
+            return True, 0
+        open_item = self.store.find_open(account, name)
+        if open_item is not None and open_item.folder == "processing":
+            return True, 0
+        try:
+            fp = self.fingerprint(entry.path)
+        except FileNotFoundError:
+            return True, 0
+        except PermissionError:
+            self._unreadable(pending, now)
+            return False, 0
+        verdict = self.settler.observe(_settle_key(key), fp, now)
+        if verdict.kind == "gone":
+            return True, 0
+        if verdict.kind == "waiting":
+            pending.recheck_at = min(verdict.until, now + self.settings.watch.settle_seconds)
+            return False, 0
+        if entry.kind == "settings":
+            return self._settings_file(pending, entry, now)
+        if open_item is not None:
+            self._refresh_identity(open_item.id, fp, now)
+            return True, 0
+        try:
+            recorded = self._take_in(entry, fp, now)
+        except PermissionError:
+            self._unreadable(pending, now)
+            return False, 0
+        self.notices.pop(key, None)
+        return True, recorded
+
+    def _unreadable(self, pending: Pending, now: float) -> None:
+        key = (pending.account, pending.name)
+        if key not in self.notices:
+            self.log.warning("cannot_read", account=pending.account, item=entries.display_name(pending.name))
+        self.notices[key] = "cannot read: permission denied (it is picked up once readable)"
+        pending.recheck_at = now + UNREADABLE_RECHECK
+
+    def _cancel_if_waiting(self, account: str, name: str, now: float) -> None:
+        item = self.store.find_open(account, name)
+        if item is None or item.folder != "inbox":
+            return
+        if item.state in (State.QUEUED, State.WAITING, State.DETECTED):
+            self.store.transition(item.id, item.state, State.CANCELLED, now=now,
+                                  detail="taken out of inbox/ before it was sent")
+            self.log.info("item_cancelled", account=account, item=entries.display_name(name))
+
+    def _refresh_identity(self, item_id: int, fp: settle.Fingerprint, now: float) -> None:
+        item = self.store.get(item_id)
+        if (item.size, item.mtime_ns, item.ino) != (fp.size, fp.mtime_ns, fp.ino) and item.state in (
+            State.QUEUED, State.WAITING
+        ):
+            # New content under the same name, before anything was sent: it starts afresh.
+            self.store.update(item.id, now=now, size=fp.size, mtime_ns=fp.mtime_ns, ctime_ns=fp.ctime_ns,
+                              ino=fp.ino, sha256=None)
+
+    def _settings_file(self, pending: Pending, entry: entries.Entry, now: float) -> tuple[bool, int]:
+        account, name = pending.account, pending.name
+        stem = os.path.splitext(name)[0]
+        inbox = self.inbox(account)
+        for candidate in os.listdir(inbox):
+            if candidate != name and os.path.splitext(candidate)[0] == stem:
+                other = entries.classify(inbox, account, candidate, self.settings.watch.ignore)
+                if other.kind in ("video", "photo", "photo_set", "other"):
+                    self.notices.pop((account, name), None)
+                    return True, 0
+        for item in self.store.items(states=(State.UPLOADING, State.PROCESSING), account=account):
+            if item.settings_name == name:
+                return True, 0
+        if now - pending.first_seen < ORPHAN_SETTINGS_SECONDS:
+            self.notices[(account, name)] = "settings file waiting for its media"
+            pending.recheck_at = pending.first_seen + ORPHAN_SETTINGS_SECONDS
+            return False, 0
+        self.notices.pop((account, name), None)
+        self.store.add_item(
+            account=account, name=name, kind="settings", now=now, state=State.FAILED,
+            error_code="settings_without_media",
+            error_message=f"no media named {stem}.* arrived within {int(ORPHAN_SETTINGS_SECONDS // 60)} minutes "
+                          "of this settings file",
+        )
+        return True, 1
+
+    def _take_in(self, entry: entries.Entry, fp: settle.Fingerprint, now: float) -> int:
+        account = self.accounts[entry.account]
+        inbox = self.inbox(entry.account)
+        settings_path = entries.settings_for(inbox, entry.name) if entry.kind != "photo_set" else None
+        settings_name = settings_path.name if settings_path is not None else None
+        base = {"size": fp.size, "mtime_ns": fp.mtime_ns, "ctime_ns": fp.ctime_ns, "ino": fp.ino,
+                "settings_name": settings_name, "source_mode": str(account.mode)}
+        kind = Kind.PHOTO if entry.kind in ("photo", "photo_set") else Kind.VIDEO
+        try:
+            content_type = self._check_media(entry)
+            post = resolve_post_settings(account.defaults, inbox, entry, kind, str(account.mode))
+        except MediaError as exc:
+            item = self.store.add_item(account=entry.account, name=entry.name, kind=str(kind), now=now,
+                                       state=State.FAILED, error_code=exc.code, error_message=exc.message,
+                                       detail=exc.message, **base)
+            self.log.warning("item_refused", account=entry.account, item=entries.display_name(entry.name),
+                             code=exc.code, reason=exc.message, item_id=item.id)
+            return 1
+        publish_at = post.publish_at.timestamp() if post.publish_at else None
+        state = State.WAITING if publish_at and publish_at > now else State.QUEUED
+        item = self.store.add_item(
+            account=entry.account, name=entry.name, kind=str(kind), now=now, state=state,
+            content_type=content_type, publish_at=publish_at,
+            next_attempt_at=publish_at if state is State.WAITING else None,
+            wait_reason="publish_at" if state is State.WAITING else None,
+            post_info=postsettings.as_dict(post), **base,
+        )
+        self.log.info("item_queued", account=entry.account, item=entries.display_name(entry.name),
+                      item_id=item.id, kind=str(kind), size=fp.size, state=str(state))
+        return 1
+
+    def _check_media(self, entry: entries.Entry) -> str | None:
+        if entry.kind == "video":
+            return media.check_video(entry.path).content_type
+        if entry.kind == "photo":
+            media.check_photo_set([entry.path])
+            return None
+        if entry.kind == "photo_set":
+            media.check_photo_set(entries.photo_files(entry.path, self.settings.watch.ignore))
+            return None
+        raise MediaError("unsupported_media", unsupported_message(entry.name))
+
+
+def resolve_post_settings(defaults: Mapping[str, object], inbox: Path, entry: entries.Entry, kind: Kind,
+                          mode: str) -> postsettings.PostSettings:
+    """Read the entry's settings file (if any) over the account defaults; raise MediaError when bad."""
+    from watchfolder.model import Mode
+
+    if entry.kind == "photo_set":
+        candidate = entry.path / "post.yaml"
+        path = candidate if candidate.is_file() and not candidate.is_symlink() else None
+    else:
+        path = entries.settings_for(inbox, entry.name)
+    values = postsettings.read_settings_file(path) if path is not None else {}
+    return postsettings.resolve(defaults, values, kind=kind, mode=Mode(mode),
+                                source_name=path.name if path is not None else None)
+
+
+def unsupported_message(name: str) -> str:
+    ext = os.path.splitext(name)[1].lower() or "(no extension)"
+    return (f"'{ext}' files are not something TikTok accepts: drop videos (.mp4, .mov, .webm), images "
+            "(.jpg, .webp) or a folder of images")
+
+
+def _settle_key(key: tuple[str, str]) -> str:
+    return f"{key[0]}\0{key[1]}"
+
+
+def _clock(epoch: float) -> str:
+    import datetime as _dt
+
+    return _dt.datetime.fromtimestamp(epoch, _dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -1,0 +1,150 @@
+"""Pure decisions: what to do after TikTok (or the network) said no, and when the next call is allowed.
+
+No I/O and no clock: every function takes ``now`` (epoch seconds) and returns data. The service
+carries the decisions out. A test keeps this module free of os, sqlite3, requests, watchdog and structlog.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from watchfolder.model import Action, State
+
+DAY = 86400.0
+WINDOW = 60.0
+PROBE_FIRST = 3600.0       # a capped account is probed again after an hour …
+PROBE_MAX = DAY            # … doubling up to once a day
+RATE_LIMIT_BACKOFF = 65.0  # a 429 that came anyway: the sliding window is 60 s
+
+WAIT_TEXT = {
+    "pending_share": "TikTok allows 5 pending drafts per 24 h",
+    "daily_posts": "TikTok's daily post limit for this account is reached",
+    "active_users": "the TikTok app reached its daily cap of posting users",
+    "rate_limit": "TikTok's per-minute rate limit",
+    "creator_cannot_post": "TikTok says this creator cannot post right now",
+    "publish_at": "scheduled",
+    "backoff": "retrying after a temporary failure",
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """The per-item budget for transient failures."""
+
+    max_attempts: int = 8
+    initial_seconds: float = 300.0
+    max_seconds: float = 21600.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do with an item (and maybe its account or the whole app) after a refusal.
+
+    ``item_state`` is WAITING (try again at ``next_attempt_at``), FAILED, or QUEUED (retry at once,
+    e.g. after a reinit). ``attempts`` is the item's new transient-failure count.
+    """
+
+    item_state: State
+    next_attempt_at: float | None = None
+    wait_reason: str | None = None
+    attempts: int = 0
+    reinit: bool = False
+    account_wait_until: float | None = None
+    account_probe_seconds: float | None = None
+    app_wait_until: float | None = None
+    pause_account: bool = False
+    reauth: bool = False
+    budget_spent: bool = False
+
+
+def backoff_seconds(attempt: int, policy: RetryPolicy, jitter: float = 1.0) -> float:
+    """Given the attempt number (1 = first failure), return the wait before the next try.
+
+    Exponential from ``initial_seconds``, capped at ``max_seconds``; ``jitter`` (e.g. 0.8–1.2) spreads
+    retries of many items so they do not come back at the same second.
+    """
+    base = policy.initial_seconds * (2 ** max(0, attempt - 1))
+    return min(base, policy.max_seconds) * jitter
+
+
+def next_probe(previous: float | None) -> float:
+    """A cap's probe interval: one hour, then doubling, at most a day."""
+    if not previous:
+        return PROBE_FIRST
+    return min(previous * 2, PROBE_MAX)
+
+
+def rate_allows_at(times: Sequence[float], limit: int, now: float, window: float = WINDOW) -> float:
+    """Given the times of recent calls, return when one more call fits in a sliding window of ``limit``.
+
+    Return ``now`` when it fits already; ``limit`` 0 means no limit.
+    """
+    if limit <= 0:
+        return now
+    recent = sorted(t for t in times if t > now - window)
+    if len(recent) < limit:
+        return now
+    # The call that has to age out of the window is the limit-th most recent one.
+    return recent[len(recent) - limit] + window + 0.001
+
+
+def daily_posts_wait(post_times: Sequence[float], now: float) -> float:
+    """``spam_risk_too_many_posts``: wait until 24 h after the oldest post of the last 24 h (or a day)."""
+    recent = [t for t in post_times if t > now - DAY]
+    return (min(recent) + DAY) if recent else now + DAY
+
+
+def decide(
+    *,
+    action: Action,
+    scope: str,
+    wait: str | None,
+    attempts: int,
+    now: float,
+    policy: RetryPolicy,
+    jitter: float = 1.0,
+    retry_at: float | None = None,
+    probe_seconds: float | None = None,
+    post_times: Sequence[float] = (),
+) -> Decision:
+    """Given a refusal's policy (action, scope, wait kind) and the item's history, return the Decision.
+
+    Waits never spend the retry budget; transient failures do, and the last one fails the item.
+    """
+    if action is Action.RETRY:
+        if wait == "rate_limit":
+            return Decision(State.WAITING, now + RATE_LIMIT_BACKOFF, "rate_limit", attempts)
+        spent = attempts + 1
+        if spent >= policy.max_attempts:
+            return Decision(State.FAILED, attempts=spent, budget_spent=True)
+        return Decision(State.WAITING, now + backoff_seconds(spent, policy, jitter), "backoff", spent)
+    if action is Action.WAIT:
+        if wait == "daily_posts":
+            until = retry_at or daily_posts_wait(post_times, now)
+            return Decision(State.WAITING, until, wait, attempts, account_wait_until=until)
+        probe = next_probe(probe_seconds)
+        until = retry_at or now + probe
+        if scope == "app":
+            return Decision(State.WAITING, until, wait, attempts, app_wait_until=until, account_probe_seconds=probe)
+        return Decision(State.WAITING, until, wait, attempts, account_wait_until=until, account_probe_seconds=probe)
+    if action is Action.REINIT:
+        return Decision(State.QUEUED, now, None, attempts, reinit=True)
+    if action is Action.REFRESH:
+        # A second access_token_invalid right after a refresh: treat as a transient failure.
+        return decide(action=Action.RETRY, scope=scope, wait=None, attempts=attempts, now=now, policy=policy,
+                      jitter=jitter)
+    if action is Action.PAUSE:
+        probe = next_probe(probe_seconds)
+        return Decision(State.WAITING, now + probe, "paused", attempts, pause_account=True,
+                        account_wait_until=now + probe, account_probe_seconds=probe)
+    if action is Action.REAUTH:
+        return Decision(State.WAITING, None, "sign_in", attempts, reauth=True)
+    return Decision(State.FAILED, attempts=attempts)
+
+
+def wait_text(reason: str | None) -> str:
+    """A phrase for ``status`` explaining a wait reason."""
+    if reason is None:
+        return ""
+    return WAIT_TEXT.get(reason, reason.replace("_", " "))

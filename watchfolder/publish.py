@@ -1,0 +1,165 @@
+"""The publisher: builds TikTok requests for an item (video or photos, inbox or direct, file or URL).
+
+Shared by the worker threads: the token manager and media host are thread-safe; each worker gets
+its own client and chunk uploader (one persistent connection each).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from watchfolder import postsettings
+from watchfolder.config import AccountSettings, Settings
+from watchfolder.errors import TikTokError
+from watchfolder.intake import entries, media
+from watchfolder.mediahost import MediaHost
+from watchfolder.model import Action, Item, Kind, Mode, VideoSource
+from watchfolder.pacing import Pacer
+from watchfolder.tiktok import chunks
+from watchfolder.tiktok.client import PublishStatus, TikTokClient
+from watchfolder.tiktok.upload import ChunkAck, ChunkUploader
+from watchfolder.tokens import TokenManager, TokenStore
+
+UPLOAD_URL_LIFETIME = 3600.0   # TikTok: an upload_url is valid for one hour …
+UPLOAD_URL_MARGIN = 120.0      # … and we stop trusting it a little before that
+
+
+class Publisher:
+    """Talks to TikTok on behalf of one worker thread."""
+
+    def __init__(self, *, settings: Settings, tokens: TokenManager, token_store: TokenStore, client: TikTokClient,
+                 uploader: ChunkUploader, pacer: Pacer, mediahost: MediaHost | None,
+                 clock: Callable[[], float]) -> None:
+        self.settings = settings
+        self.tokens = tokens
+        self.token_store = token_store
+        self.client = client
+        self.uploader = uploader
+        self.pacer = pacer
+        self.mediahost = mediahost
+        self.clock = clock
+        self._last_token: dict[str, str] = {}
+
+    def close(self) -> None:
+        self.client.close()
+        self.uploader.close()
+
+    # ---- tokens ----------------------------------------------------------------------------
+
+    def token(self, account: str) -> str:
+        token = self.tokens.access_token(account)
+        self._last_token[account] = token
+        return token
+
+    def refresh(self, account: str, log: Any) -> None:
+        log.info("token_refresh_after_rejection")
+        self.tokens.refresh(account, rejected_token=self._last_token.get(account))
+
+    def tokens_stamp(self, account: str) -> float | None:
+        tokens = self.token_store.load(account)
+        return tokens.updated_at if tokens else None
+
+    # ---- requests ------------------------------------------------------------------------------
+
+    def path_of(self, item: Item) -> Path:
+        return self.settings.root / item.account / item.folder / item.name
+
+    def post_settings(self, item: Item) -> postsettings.PostSettings:
+        stored = json.loads(item.post_info or "{}")
+        return postsettings.from_dict(stored)
+
+    def check_creator(self, item: Item, account: AccountSettings, log: Any) -> None:
+        """Direct Post: ask creator_info before each post; refuse what TikTok would refuse, clearly."""
+        self.pacer.take(item.account, "creator_info")
+        info = self.client.creator_info(self.token(item.account))
+        log.info("creator_info", nickname=info.nickname, privacy_options=list(info.privacy_level_options),
+                 max_duration=info.max_video_post_duration_sec)
+        post = self.post_settings(item)
+        if post.privacy_level not in info.privacy_level_options:
+            options = ", ".join(info.privacy_level_options) or "none"
+            raise TikTokError(
+                "privacy_level_option_mismatch",
+                f"privacy_level {post.privacy_level or '(missing)'} is not allowed for {info.nickname}",
+                action=Action.FAIL,
+                advice=f"privacy_level {post.privacy_level or '(missing)'} is not one this creator may use; "
+                       f"set one of: {options}",
+            )
+        if Kind(item.kind) is Kind.VIDEO:
+            duration = media.check_video(self.path_of(item)).duration_seconds
+            if duration is None:
+                duration = media.video_duration_ffprobe(self.path_of(item))
+            limit = info.max_video_post_duration_sec
+            if duration is not None and limit and duration > limit:
+                raise TikTokError("duration_too_long", f"{duration:.0f} s video, creator limit {limit} s",
+                                  action=Action.FAIL,
+                                  advice=f"the video is {duration:.0f} s long; {info.nickname} may post at most "
+                                         f"{limit} s: trim it and drop it again")
+
+    def init(self, item: Item, account: AccountSettings, log: Any) -> dict[str, Any]:
+        """Send the init for the item; return the fields to commit (publish_id, upload_url, …)."""
+        token = self.token(item.account)
+        mode = Mode(account.mode)
+        post = self.post_settings(item)
+        now = self.clock()
+        if Kind(item.kind) is Kind.PHOTO:
+            staged = self._stage_photos(item, now)
+            result = self.client.init_photos(
+                token, post_mode="DIRECT_POST" if mode is Mode.DIRECT else "MEDIA_UPLOAD",
+                post_info=postsettings.photo_post_info(post, mode), photo_urls=[s.url for s in staged],
+                cover_index=post.photo_cover_index or 0)
+            return {"publish_id": result.publish_id, "upload_url": None, "staged": [s.name for s in staged]}
+        if VideoSource(account.video_source) is VideoSource.PULL_FROM_URL:
+            staged = [self._host().stage(self.path_of(item), now=now)]
+            url = staged[0].url
+            if mode is Mode.DIRECT:
+                result = self.client.init_direct_video(token, post_info=postsettings.video_post_info(post, mode),
+                                                       video_url=url)
+            else:
+                result = self.client.init_inbox_video(token, video_url=url)
+            return {"publish_id": result.publish_id, "upload_url": None, "staged": [s.name for s in staged]}
+        plan = chunks.plan(item.size, self.settings.upload.chunk_size)
+        if mode is Mode.DIRECT:
+            result = self.client.init_direct_video(token, post_info=postsettings.video_post_info(post, mode),
+                                                   plan=plan)
+        else:
+            result = self.client.init_inbox_video(token, plan=plan)
+        return {"publish_id": result.publish_id, "upload_url": result.upload_url, "uploaded_bytes": 0,
+                "upload_expires_at": now + UPLOAD_URL_LIFETIME - UPLOAD_URL_MARGIN,
+                "chunk_size": plan.chunk_size, "chunk_count": plan.count}
+
+    def _host(self) -> MediaHost:
+        if self.mediahost is None:
+            raise TikTokError("media_host_missing", "no media_host is configured",
+                              action=Action.FAIL,
+                              advice="photo posts and pull_from_url need media_host.url_prefix with serve or "
+                                     "publish_dir in the config")
+        return self.mediahost
+
+    def _stage_photos(self, item: Item, now: float) -> list[Any]:
+        path = self.path_of(item)
+        files = entries.photo_files(path, self.settings.watch.ignore) if path.is_dir() else [path]
+        host = self._host()
+        return [host.stage(file, now=now) for file in files]
+
+    def remaining_ranges(self, item: Item) -> list[tuple[int, int]]:
+        plan = chunks.ChunkPlan(size=item.size, chunk_size=item.chunk_size or item.size, count=item.chunk_count or 1)
+        return [(first, last) for first, last in plan.ranges() if last >= item.uploaded_bytes]
+
+    def put_chunk(self, item: Item, path: Path, first: int, last: int) -> ChunkAck:
+        assert item.upload_url is not None
+        start = max(first, item.uploaded_bytes) if item.uploaded_bytes <= last else first
+        return self.uploader.put_chunk(item.upload_url, path, start if start == first else first, last, item.size,
+                                       item.content_type or "video/mp4")
+
+    def status(self, item: Item) -> PublishStatus:
+        assert item.publish_id is not None
+        return self.client.status(self.token(item.account), item.publish_id)
+
+    def release(self, item: Item) -> None:
+        """Remove staged files once TikTok no longer needs them (final status or abandoned)."""
+        names = json.loads(item.staged or "[]")
+        if names and self.mediahost is not None:
+            self.mediahost.release(names)
