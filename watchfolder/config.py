@@ -313,7 +313,8 @@ class _Walk:
     def fields(self, section: Mapping[str, object], key: str, spec: _Spec) -> dict[str, Any]:
         """Convert every present, schema-handled key; return {field name: value} for the good ones."""
         out: dict[str, Any] = {}
-        for name, entry in spec.items():
+        for name in section:  # in file order, so problems come in the order a reader meets them
+            entry = spec.get(name)
             if entry is not None and (value := self.value(section, key, name, entry[1])) is not None:
                 out[entry[0]] = value
         return out
@@ -336,7 +337,7 @@ def load(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = No
     path = path if path is not None else env.get("WATCHFOLDER_CONFIG") or None
     if path is None:
         raise ConfigError("(no config)", ["no config file given: use -c PATH or set WATCHFOLDER_CONFIG"])
-    config_path = Path(path).expanduser().absolute()
+    config_path = Path(os.path.normpath(Path(path).expanduser().absolute()))
     raw = _read(config_path, str(path))
     walk = _Walk()
     settings = _build(raw, walk, config_path, env)
