@@ -1,0 +1,521 @@
+"""The TikTok client and the chunk uploader, against real HTTP servers on 127.0.0.1.
+
+Two servers: a tiny scripted one (this file) for answers TikTok's emulator has no reason to
+give (HTML from a proxy, a 64-bit post id, an answer before the body was read), and the emulator
+itself for the real protocol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import queue
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from watchfolder.errors import MediaError, TikTokError
+from watchfolder.model import Action
+from watchfolder.tiktok import chunks, client, upload
+
+TOKEN = "act.secret-access-token-for-tests"
+
+
+@dataclass
+class Answer:
+    """One scripted answer. ``drop`` closes without answering; ``read_body=False`` answers before
+    reading the request body; ``close_after`` closes after answering without saying so."""
+
+    status: int = 200
+    body: bytes = b'{"data": {}, "error": {"code": "ok", "message": "", "log_id": "L0"}}'
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False
+    delay: float = 0.0
+    read_body: bool = True
+    close_after: bool = False
+
+
+@dataclass
+class Seen:
+    method: str
+    target: str
+    headers: dict[str, str]
+    body: bytes
+    length: int
+    sha256: str
+    client_port: int
+
+
+class Scripted(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.answers: queue.Queue[Answer] = queue.Queue()
+        self.seen: list[Seen] = []
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def script(self, *answers: Answer) -> None:
+        for answer in answers:
+            self.answers.put(answer)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: Scripted
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        self._handle()
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._handle()
+
+    def _handle(self) -> None:
+        try:
+            answer = self.server.answers.get_nowait()
+        except queue.Empty:
+            answer = Answer()
+        length = int(self.headers.get("Content-Length", "0"))
+        digest, kept, remaining = hashlib.sha256(), bytearray(), length if answer.read_body else 0
+        while remaining:
+            block = self.rfile.read(min(remaining, 1 << 20))
+            if not block:
+                break
+            digest.update(block)
+            if len(kept) < 1 << 20:
+                kept += block
+            remaining -= len(block)
+        self.server.seen.append(Seen(self.command, self.path, dict(self.headers), bytes(kept), length,
+                                     digest.hexdigest(), self.client_address[1]))
+        time.sleep(answer.delay)
+        if answer.drop:
+            self.close_connection = True
+            return
+        self.send_response(answer.status)
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(answer.body)))
+        if not answer.read_body:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(answer.body)
+        self.close_connection = answer.close_after or not answer.read_body
+
+
+@pytest.fixture
+def scripted() -> Iterator[Scripted]:
+    server = Scripted()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def api(scripted: Scripted) -> Iterator[client.TikTokClient]:
+    tiktok = client.TikTokClient(scripted.base_url, timeout=5)
+    yield tiktok
+    tiktok.close()
+
+
+@pytest.fixture
+def uploader() -> Iterator[upload.ChunkUploader]:
+    streamer = upload.ChunkUploader(timeout=5)
+    yield streamer
+    streamer.close()
+
+
+def envelope(data: dict[str, Any] | None = None, code: str = "ok", message: str = "", log_id: str = "L1") -> bytes:
+    body: dict[str, Any] = {"error": {"code": code, "message": message, "log_id": log_id}}
+    if data is not None:
+        body["data"] = data
+    return json.dumps(body).encode()
+
+
+def write_file(path: Path, size: int) -> str:
+    """Write ``size`` bytes of varied content to ``path``; return their sha256."""
+    block = hashlib.sha256(path.name.encode()).digest() * 32768  # 1 MiB, not all zeros
+    with open(path, "wb") as file:
+        remaining = size
+        while remaining:
+            file.write(block[: min(remaining, len(block))])
+            remaining -= min(remaining, len(block))
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def raised(call: Any) -> TikTokError:
+    with pytest.raises(TikTokError) as info:
+        call()
+    return info.value
+
+
+# --- the JSON endpoints, against the scripted server --------------------------------------------
+
+
+def test_inbox_file_init_sends_tiktoks_source_info_and_returns_the_upload_url(
+        scripted: Scripted, api: client.TikTokClient) -> None:
+    scripted.script(Answer(body=envelope({"publish_id": "v_inbox_file~v2.1", "upload_url": "http://u/?a=1"})))
+
+    result = api.init_inbox_video(TOKEN, plan=chunks.plan(50_000_123))
+
+    assert result == client.InitResult("v_inbox_file~v2.1", "http://u/?a=1", "L1")
+    request = scripted.seen[0]
+    assert (request.method, request.target) == ("POST", "/v2/post/publish/inbox/video/init/")
+    assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+    assert request.headers["Content-Type"] == "application/json; charset=UTF-8"
+    assert json.loads(request.body) == {"source_info": {
+        "source": "FILE_UPLOAD", "video_size": 50_000_123, "chunk_size": 10_000_000, "total_chunk_count": 5}}
+
+
+def test_direct_url_init_sends_post_info_and_the_url(scripted: Scripted, api: client.TikTokClient) -> None:
+    scripted.script(Answer(body=envelope({"publish_id": "v_pub_url~v2.2"})))
+    post_info = {"privacy_level": "SELF_ONLY", "title": "cat #cats", "brand_content_toggle": False}
+
+    result = api.init_direct_video(TOKEN, post_info=post_info, video_url="https://m.example/tiktok/a.mp4")
+
+    assert (result.publish_id, result.upload_url) == ("v_pub_url~v2.2", None)
+    assert scripted.seen[0].target == "/v2/post/publish/video/init/"
+    assert json.loads(scripted.seen[0].body) == {
+        "post_info": post_info, "source_info": {"source": "PULL_FROM_URL", "video_url": "https://m.example/tiktok/a.mp4"}}
+
+
+def test_photo_init_sends_the_photos_in_order_with_the_cover(scripted: Scripted, api: client.TikTokClient) -> None:
+    scripted.script(Answer(body=envelope({"publish_id": "p_pub_url~v2.3"})))
+    urls = ["https://m.example/tiktok/2.jpg", "https://m.example/tiktok/10.jpg"]
+
+    result = api.init_photos(TOKEN, post_mode="MEDIA_UPLOAD", post_info={"title": "trip"}, photo_urls=urls,
+                             cover_index=1)
+
+    assert result.publish_id == "p_pub_url~v2.3"
+    assert scripted.seen[0].target == "/v2/post/publish/content/init/"
+    assert json.loads(scripted.seen[0].body) == {
+        "media_type": "PHOTO", "post_mode": "MEDIA_UPLOAD", "post_info": {"title": "trip"},
+        "source_info": {"source": "PULL_FROM_URL", "photo_images": urls, "photo_cover_index": 1}}
+
+
+@pytest.mark.parametrize("sources", [{}, {"plan": chunks.plan(10), "video_url": "https://m.example/a.mp4"}])
+def test_a_video_init_needs_exactly_one_source_and_sends_nothing_otherwise(
+        scripted: Scripted, api: client.TikTokClient, sources: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        api.init_inbox_video(TOKEN, **sources)
+
+    assert scripted.seen == []
+
+
+def test_a_file_init_without_an_upload_url_is_an_unreadable_answer(
+        scripted: Scripted, api: client.TikTokClient) -> None:
+    scripted.script(Answer(body=envelope({"publish_id": "v_inbox_file~v2.1"})))
+
+    error = raised(lambda: api.init_inbox_video(TOKEN, plan=chunks.plan(10)))
+
+    assert (error.code, error.action) == ("bad_response", Action.RETRY)
+
+
+def test_status_keeps_64_bit_post_ids_exact(scripted: Scripted, api: client.TikTokClient) -> None:
+    raw = (b'{"data": {"status": "PUBLISH_COMPLETE", "publicaly_available_post_id": '
+           b'[7234567890123456789, 9007199254740993], "uploaded_bytes": 12000000}, '
+           b'"error": {"code": "ok", "message": "", "log_id": "L"}}')
+    scripted.script(Answer(body=raw))
+
+    status = api.status(TOKEN, "v_pub_file~v2-1.1")
+
+    assert status == client.PublishStatus("PUBLISH_COMPLETE", None, 12_000_000, None,
+                                          ("7234567890123456789", "9007199254740993"))
+    assert json.loads(scripted.seen[0].body) == {"publish_id": "v_pub_file~v2-1.1"}
+
+
+def test_a_failed_publish_is_returned_with_its_fail_reason_not_raised(
+        scripted: Scripted, api: client.TikTokClient) -> None:
+    scripted.script(Answer(body=envelope({"status": "FAILED", "fail_reason": "picture_size_check_failed",
+                                          "publicaly_available_post_id": [], "uploaded_bytes": 10000})))
+
+    status = api.status(TOKEN, "p_pub_url~v2.3")
+
+    assert (status.status, status.fail_reason, status.post_ids) == ("FAILED", "picture_size_check_failed", ())
+
+
+def test_creator_info_is_read_into_its_fields(scripted: Scripted, api: client.TikTokClient) -> None:
+    scripted.script(Answer(body=envelope({
+        "creator_avatar_url": "https://a", "creator_username": "tiktok", "creator_nickname": "TikTok Official",
+        "privacy_level_options": ["PUBLIC_TO_EVERYONE", "SELF_ONLY"], "comment_disabled": False,
+        "duet_disabled": False, "stitch_disabled": True, "max_video_post_duration_sec": 300})))
+
+    info = api.creator_info(TOKEN)
+
+    assert info == client.CreatorInfo("TikTok Official", "tiktok", ("PUBLIC_TO_EVERYONE", "SELF_ONLY"),
+                                      False, False, True, 300)
+    assert scripted.seen[0].target == "/v2/post/publish/creator_info/query/"
+
+
+def test_a_cap_refused_with_http_200_is_still_an_error(scripted: Scripted, api: client.TikTokClient) -> None:
+    """creator_info says "cannot post now" with HTTP 200: the envelope decides, not the status."""
+    scripted.script(Answer(body=envelope(code="spam_risk_too_many_posts", message="cap", log_id="202611")))
+
+    error = raised(lambda: api.creator_info(TOKEN))
+
+    assert (error.code, error.action, error.http_status, error.log_id) == (
+        "spam_risk_too_many_posts", Action.WAIT, 200, "202611")
+    assert error.as_dict() == {"code": "spam_risk_too_many_posts", "message": error.advice, "log_id": "202611"}
+
+
+@pytest.mark.parametrize("code", ["invalid_param", "invalid_params"])
+def test_both_spellings_of_a_bad_parameter_fail_the_item(scripted: Scripted, api: client.TikTokClient,
+                                                         code: str) -> None:
+    scripted.script(Answer(status=400, body=envelope(code=code, message="The chunk size is invalid")))
+
+    error = raised(lambda: api.init_inbox_video(TOKEN, plan=chunks.plan(10)))
+
+    assert (error.code, error.action, error.message) == (code, Action.FAIL, "The chunk size is invalid")
+
+
+@pytest.mark.parametrize(("answer", "code"), [
+    (Answer(status=500, body=envelope(code="")), "internal_error"),
+    (Answer(status=502, body=b"<html>Bad Gateway</html>"), "internal_error"),
+    (Answer(status=429, body=b"slow down"), "rate_limit_exceeded"),
+    (Answer(status=200, body=b"<html>captive portal</html>"), "bad_response"),
+    (Answer(status=404, body=b"not found"), "bad_response"),
+    (Answer(status=503, body=envelope(code="ok")), "internal_error"),
+], ids=["5xx-blank-code", "5xx-html", "429-text", "200-html", "404-text", "5xx-claiming-ok"])
+def test_an_answer_without_a_usable_code_is_named_by_its_status_and_retried(
+        scripted: Scripted, api: client.TikTokClient, answer: Answer, code: str) -> None:
+    scripted.script(answer)
+
+    error = raised(lambda: api.status(TOKEN, "x"))
+
+    assert (error.code, error.action, error.http_status) == (code, Action.RETRY, answer.status)
+
+
+def test_an_unknown_4xx_code_fails_the_item_with_generic_advice(
+        scripted: Scripted, api: client.TikTokClient) -> None:
+    scripted.script(Answer(status=400, body=envelope(code="something_new", message="new")))
+
+    error = raised(lambda: api.status(TOKEN, "x"))
+
+    assert (error.code, error.action, error.message) == ("something_new", Action.FAIL, "new")
+    assert error.advice
+
+
+def test_cancel_returns_nothing_and_a_finished_task_is_reported(
+        scripted: Scripted, api: client.TikTokClient) -> None:
+    scripted.script(Answer(body=envelope()), Answer(status=400, body=envelope(code="publish_not_cancellable")))
+
+    assert api.cancel(TOKEN, "v_pub_url~v2.2") is None
+    error = raised(lambda: api.cancel(TOKEN, "v_pub_url~v2.2"))
+    assert (error.code, error.action) == ("publish_not_cancellable", Action.FAIL)
+    assert scripted.seen[0].target == "/v2/post/publish/cancel/"
+
+
+@pytest.mark.parametrize("answer", [Answer(drop=True), Answer(delay=1.0)], ids=["dropped", "slow"])
+def test_no_answer_is_a_network_error_to_retry(scripted: Scripted, answer: Answer) -> None:
+    scripted.script(answer)
+    tiktok = client.TikTokClient(scripted.base_url, timeout=0.3)
+
+    error = raised(lambda: tiktok.status(TOKEN, "x"))
+
+    assert (error.code, error.action, error.http_status) == ("network_error", Action.RETRY, None)
+    tiktok.close()
+
+
+def test_a_refused_connection_is_a_network_error_to_retry() -> None:
+    with socket.socket() as placeholder:
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+    tiktok = client.TikTokClient(f"http://127.0.0.1:{port}", timeout=2)
+
+    error = raised(lambda: tiktok.creator_info(TOKEN))
+
+    assert (error.code, error.action) == ("network_error", Action.RETRY)
+
+
+def test_the_token_never_appears_in_errors_or_logs(scripted: Scripted) -> None:
+    scripted.script(Answer(status=401, body=envelope(code="access_token_invalid")), Answer(drop=True),
+                    Answer(status=502, body=b"gateway"))
+    tiktok = client.TikTokClient(scripted.base_url, timeout=2)
+    errors = []
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(3):
+            errors.append(raised(lambda: tiktok.init_direct_video(
+                TOKEN, post_info={"privacy_level": "SELF_ONLY"}, plan=chunks.plan(10))))
+    tiktok.close()
+
+    assert [error.action for error in errors] == [Action.REFRESH, Action.RETRY, Action.RETRY]
+    assert logs, "each failed call leaves a log line"
+    text = repr(logs) + "".join(f"{error!s}{error!r}{error.message}{error.advice}{error.as_dict()}"
+                                for error in errors)
+    assert TOKEN not in text and "secret-access-token" not in text
+
+
+# --- the chunk uploader, against the scripted server --------------------------------------------
+
+UPLOAD_TOKEN = "tok%2Fsecret-upload-token"
+
+
+def upload_url(server: Scripted) -> str:
+    return f"{server.base_url}/upload/?upload_id=77&upload_token={UPLOAD_TOKEN}"
+
+
+def test_a_chunk_goes_to_the_upload_url_verbatim_with_tiktoks_three_headers(
+        scripted: Scripted, uploader: upload.ChunkUploader, tmp_path: Path) -> None:
+    video = tmp_path / "clip.mp4"
+    write_file(video, 3_000_000)
+    scripted.script(Answer(status=206, body=b"", headers={"Content-Range": "bytes 0-999999/3000000"}))
+
+    ack = uploader.put_chunk(upload_url(scripted), video, 0, 999_999, 3_000_000, "video/mp4")
+
+    assert ack == upload.ChunkAck(next_offset=1_000_000, complete=False)
+    request = scripted.seen[0]
+    assert (request.method, request.target) == ("PUT", f"/upload/?upload_id=77&upload_token={UPLOAD_TOKEN}")
+    assert request.headers["Content-Type"] == "video/mp4"
+    assert request.headers["Content-Length"] == "1000000"
+    assert request.headers["Content-Range"] == "bytes 0-999999/3000000"
+    assert request.sha256 == hashlib.sha256(video.read_bytes()[:1_000_000]).hexdigest()
+
+
+def test_chunks_share_one_kept_connection_and_an_ack_without_progress_means_this_chunk(
+        scripted: Scripted, uploader: upload.ChunkUploader, tmp_path: Path) -> None:
+    video = tmp_path / "clip.mp4"
+    write_file(video, 2_000_000)
+    scripted.script(Answer(status=206, body=b""), Answer(status=201, body=b""))
+
+    first = uploader.put_chunk(upload_url(scripted), video, 0, 999_999, 2_000_000, "video/mp4")
+    second = uploader.put_chunk(upload_url(scripted), video, 1_000_000, 1_999_999, 2_000_000, "video/mp4")
+
+    assert (first, second) == (upload.ChunkAck(1_000_000, False), upload.ChunkAck(2_000_000, True))
+    assert scripted.seen[0].client_port == scripted.seen[1].client_port
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_not_reported(
+        scripted: Scripted, uploader: upload.ChunkUploader, tmp_path: Path) -> None:
+    video = tmp_path / "clip.mp4"
+    write_file(video, 2_000_000)
+    scripted.script(Answer(status=206, body=b"", close_after=True), Answer(status=201, body=b""))
+
+    uploader.put_chunk(upload_url(scripted), video, 0, 999_999, 2_000_000, "video/mp4")
+    time.sleep(0.05)  # let the server's close reach us, as an idle keep-alive timeout would
+    ack = uploader.put_chunk(upload_url(scripted), video, 1_000_000, 1_999_999, 2_000_000, "video/mp4")
+
+    assert ack.complete
+    assert scripted.seen[0].client_port != scripted.seen[1].client_port
+
+
+def test_an_answer_sent_before_the_body_was_read_is_still_understood(
+        scripted: Scripted, uploader: upload.ChunkUploader, tmp_path: Path) -> None:
+    """A server that refuses an expired URL at once and hangs up: the 403 counts, not our broken pipe."""
+    video = tmp_path / "clip.mp4"
+    write_file(video, 24_000_000)
+    scripted.script(Answer(status=403, body=b"", read_body=False))
+
+    error = raised(lambda: uploader.put_chunk(upload_url(scripted), video, 0, 23_999_999, 24_000_000,
+                                              "video/mp4"))
+
+    assert (error.code, error.action, error.http_status) == ("upload_url_expired", Action.REINIT, 403)
+
+
+@pytest.mark.parametrize(("answer", "code", "action"), [
+    (Answer(status=404, body=b""), "upload_not_found", Action.REINIT),
+    (Answer(status=400, body=envelope(code="bad", message="Content-Length mismatch", log_id="LX")),
+     "upload_rejected", Action.FAIL),
+    (Answer(status=503, body=b"busy"), "internal_error", Action.RETRY),
+    (Answer(drop=True), "network_error", Action.RETRY),
+    (Answer(status=200, body=b""), "bad_response", Action.RETRY),
+], ids=["404", "400", "503", "drop", "200"])
+def test_a_refused_chunk_raises_the_action_its_status_means_without_the_upload_token(
+        scripted: Scripted, uploader: upload.ChunkUploader, tmp_path: Path, answer: Answer, code: str,
+        action: Action) -> None:
+    video = tmp_path / "clip.mp4"
+    write_file(video, 1000)
+    scripted.script(answer)
+
+    error = raised(lambda: uploader.put_chunk(upload_url(scripted), video, 0, 999, 1000, "video/mp4"))
+
+    assert (error.code, error.action) == (code, action)
+    assert "secret-upload-token" not in f"{error}{error!r}{error.message}"
+
+
+def test_a_range_mismatch_without_progress_leaves_the_resume_offset_unknown(
+        scripted: Scripted, uploader: upload.ChunkUploader, tmp_path: Path) -> None:
+    video = tmp_path / "clip.mp4"
+    write_file(video, 1000)
+    scripted.script(Answer(status=416, body=b"", headers={"Content-Range": "bytes */1000"}))
+
+    error = raised(lambda: uploader.put_chunk(upload_url(scripted), video, 0, 999, 1000, "video/mp4"))
+
+    assert isinstance(error, upload.RangeMismatchError)
+    assert (error.action, error.resume_offset) == (Action.RETRY, None)
+
+
+def test_a_file_shorter_than_the_range_is_refused_before_sending(
+        scripted: Scripted, uploader: upload.ChunkUploader, tmp_path: Path) -> None:
+    video = tmp_path / "clip.mp4"
+    write_file(video, 500)
+
+    with pytest.raises(MediaError) as info:
+        uploader.put_chunk(upload_url(scripted), video, 0, 999, 1000, "video/mp4")
+
+    assert info.value.code == "file_changed"
+    assert scripted.seen == []
+
+
+def test_a_refused_connection_during_upload_is_a_network_error(
+        uploader: upload.ChunkUploader, tmp_path: Path) -> None:
+    video = tmp_path / "clip.mp4"
+    write_file(video, 10)
+    with socket.socket() as placeholder:
+        placeholder.bind(("127.0.0.1", 0))
+        port = placeholder.getsockname()[1]
+
+    error = raised(lambda: uploader.put_chunk(f"http://127.0.0.1:{port}/u?t=1", video, 0, 9, 10, "video/mp4"))
+
+    assert (error.code, error.action) == ("network_error", Action.RETRY)
+
+
+@pytest.fixture
+def tls_scripted(scripted: Scripted, tmp_path: Path) -> tuple[Scripted, ssl.SSLContext]:
+    """The scripted server behind TLS, with a throwaway certificate that only this test trusts."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed, so no test certificate can be made")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
+                    "-out", str(cert)], check=True, capture_output=True)
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(cert, key)
+    scripted.socket = server_side.wrap_socket(scripted.socket, server_side=True)
+    return scripted, ssl.create_default_context(cafile=str(cert))
+
+
+def test_over_https_the_chunk_is_streamed_in_blocks_and_arrives_intact(
+        tls_scripted: tuple[Scripted, ssl.SSLContext], tmp_path: Path) -> None:
+    server, trust = tls_scripted
+    video = tmp_path / "clip.mp4"
+    write_file(video, 3 * upload.BLOCK + 12345)
+    server.script(Answer(status=206, body=b""), Answer(status=201, body=b""))
+    streamer = upload.ChunkUploader(timeout=5, ssl_context=trust)
+    url = f"https://127.0.0.1:{server.server_address[1]}/video/?upload_id=1&upload_token=t"
+
+    first = streamer.put_chunk(url, video, 0, 1_999_999, video.stat().st_size, "video/mp4")
+    last = streamer.put_chunk(url, video, 2_000_000, video.stat().st_size - 1, video.stat().st_size, "video/mp4")
+    streamer.close()
+
+    data = video.read_bytes()
+    assert (first.complete, last.complete) == (False, True)
+    assert [seen.sha256 for seen in server.seen] == [hashlib.sha256(data[:2_000_000]).hexdigest(),
+                                                     hashlib.sha256(data[2_000_000:]).hexdigest()]
