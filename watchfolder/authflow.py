@@ -115,7 +115,9 @@ class CallbackServer:
         self._server = http.server.HTTPServer((bind_host, port), Handler)
         actual_port = self._server.server_address[1]
         self.redirect_uri = urlunsplit(parts._replace(netloc=f"{host}:{actual_port}"))
-        self._thread = threading.Thread(target=self._server.serve_forever, name="auth-callback", daemon=True)
+        # A short poll interval: close() waits for the serving loop to notice the shutdown.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="auth-callback", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
