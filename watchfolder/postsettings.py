@@ -198,6 +198,8 @@ def resolve(defaults: Mapping[str, object], file_values: Mapping[str, object], *
     merged: dict[str, tuple[object, str]] = {
         key: (value, "account defaults") for key, value in defaults.items() if key not in other_kind_only}
     for key, value in file_values.items():
+        if value is None and key in KEYS:
+            continue  # "title:" with nothing after it: not given here, so the default stays
         if key in other_kind_only:
             problems.append(f"{own}: '{key}' applies to {'photo' if kind is Kind.VIDEO else 'video'} posts only, "
                             f"this is a {kind} post")
