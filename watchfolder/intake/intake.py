@@ -38,7 +38,7 @@ class Intake:
     """Owns the settle windows and the 'notices' (symlinks, unreadable files, orphan settings) for `status`."""
 
     def __init__(self, settings: Settings, store: Store, events: queue.Queue[WatchEvent], *,
-                 log: Any, fingerprint: Callable[[Path], settle.Fingerprint] = settle.fingerprint) -> None:
+                 log: Any, fingerprint: Callable[..., settle.Fingerprint | None] = settle.fingerprint) -> None:
         self.settings = settings
         self.store = store
         self.events = events
@@ -123,17 +123,15 @@ class Intake:
         if open_item is not None and open_item.folder == "processing":
             return True, 0
         try:
-            fp = self.fingerprint(entry.path)
-        except FileNotFoundError:
-            return True, 0
+            fp = self.fingerprint(entry.path, self.settings.watch.ignore)
         except PermissionError:
             self._unreadable(pending, now)
             return False, 0
         verdict = self.settler.observe(_settle_key(key), fp, now)
-        if verdict.kind == "gone":
+        if verdict.gone or fp is None:
             return True, 0
-        if verdict.kind == "waiting":
-            pending.recheck_at = min(verdict.until, now + self.settings.watch.settle_seconds)
+        if verdict.waiting:
+            pending.recheck_at = min(verdict.until or now, now + self.settings.watch.settle_seconds)
             return False, 0
         if entry.kind == "settings":
             return self._settings_file(pending, entry, now)

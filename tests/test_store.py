@@ -1,0 +1,72 @@
+"""The state database: compare-and-set transitions, event history, migrations, ledger."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from watchfolder.errors import StoreError
+from watchfolder.model import State
+from watchfolder.store import Store
+
+
+def test_transition_is_compare_and_set_and_logs_an_event(tmp_path):
+    store = Store(tmp_path)
+    item = store.add_item(account="alice", name="a.mp4", kind="video", now=100.0, size=10)
+    moved = store.transition(item.id, State.QUEUED, State.UPLOADING, now=101.0)
+    assert moved.state is State.UPLOADING
+    with pytest.raises(StoreError, match="was uploading, not queued"):
+        store.transition(item.id, State.QUEUED, State.UPLOADING, now=102.0)
+    assert [e["state"] for e in store.history(item.id)] == ["detected", "queued", "uploading"]
+
+
+def test_a_second_connection_sees_committed_progress(tmp_path):
+    writer, reader = Store(tmp_path), Store(tmp_path, readonly=True)
+    item = writer.add_item(account="alice", name="a.mp4", kind="video", now=1.0, size=100)
+    writer.update(item.id, now=2.0, uploaded_bytes=60, publish_id="v_inbox_file~v2.1")
+    seen = reader.get(item.id)
+    assert (seen.uploaded_bytes, seen.publish_id) == (60, "v_inbox_file~v2.1")
+    assert reader.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_migrations_run_once_and_are_recorded(tmp_path):
+    Store(tmp_path).close()
+    Store(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / "watchfolder.sqlite3")
+    assert conn.execute("SELECT COUNT(*) FROM migrations").fetchone()[0] == 1
+
+
+def test_next_due_prefers_in_flight_then_publish_at_then_first_detected(tmp_path):
+    store = Store(tmp_path)
+    first = store.add_item(account="a", name="1.mp4", kind="video", now=10.0)
+    store.add_item(account="a", name="2.mp4", kind="video", now=20.0)
+    later = store.add_item(account="a", name="3.mp4", kind="video", now=30.0, state=State.WAITING,
+                           next_attempt_at=500.0, publish_at=500.0)
+    assert store.next_due("a", now=100.0).id == first.id
+    assert store.next_due("a", now=600.0).id == later.id   # a due publish_at goes first
+    store.transition(first.id, State.QUEUED, State.UPLOADING, now=601.0)
+    assert store.next_due("a", now=602.0).id == first.id   # an upload under way is finished first
+    assert store.next_due("b", now=602.0) is None
+
+
+def test_duplicate_of_finds_the_earlier_pending_or_done_item_only(tmp_path):
+    store = Store(tmp_path)
+    first = store.add_item(account="a", name="1.mp4", kind="video", now=1.0, sha256="x")
+    second = store.add_item(account="a", name="2.mp4", kind="video", now=2.0, sha256="x")
+    other = store.add_item(account="b", name="1.mp4", kind="video", now=3.0, sha256="x")
+    assert store.duplicate_of(second).id == first.id
+    assert store.duplicate_of(first) is None
+    assert store.duplicate_of(other) is None
+    store.transition(first.id, State.QUEUED, State.FAILED, now=4.0)
+    assert store.duplicate_of(second) is None
+
+
+def test_unknown_fields_are_refused(tmp_path):
+    store = Store(tmp_path)
+    with pytest.raises(StoreError, match="unknown item fields"):
+        store.add_item(account="a", name="x", kind="video", now=1.0, acess_token="oops")
+
+
+def test_integrity_check_is_ok_on_a_fresh_store(tmp_path):
+    assert Store(tmp_path).integrity_check() == "ok"
