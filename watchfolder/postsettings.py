@@ -159,8 +159,8 @@ def _publish_at(value: object) -> datetime:
         except ValueError:
             when = None
     if not isinstance(when, datetime):  # YAML turns an unquoted 2026-12-01 into a date: no time of day
-        kind = "a date without a time" if isinstance(when, date) else repr(value)
-        raise ValueError(f'must be a date and time like "2026-12-01T18:00:00+01:00", got {kind}')
+        got = "a date without a time" if isinstance(when, date) else repr(value)
+        raise ValueError(f'must be a date and time like "2026-12-01T18:00:00+01:00", got {got}')
     if when.tzinfo is None or when.utcoffset() is None:
         raise ValueError(f"{when.isoformat()} has no UTC offset: add a UTC offset like +01:00 (or Z for UTC)")
     return when.astimezone(UTC)
