@@ -58,21 +58,11 @@ class Tokens:
             f"refresh_expires_at={_utc(self.refresh_expires_at)}, scopes={self.scopes!r})"
         )
 
-    __str__ = __repr__
-
     @classmethod
     def from_grant(cls, account: str, grant: TokenGrant, *, now: float) -> Tokens:
         """Given a token answer for ``account``, return the Tokens to store."""
-        return cls(
-            account=account,
-            open_id=grant.open_id,
-            access_token=grant.access_token,
-            access_expires_at=grant.access_expires_at,
-            refresh_token=grant.refresh_token,
-            refresh_expires_at=grant.refresh_expires_at,
-            scopes=grant.scopes,
-            updated_at=now,
-        )
+        return cls(account, grant.open_id, grant.access_token, grant.access_expires_at, grant.refresh_token,
+                   grant.refresh_expires_at, grant.scopes, updated_at=now)
 
 
 class TokenStore:
@@ -116,14 +106,9 @@ class TokenStore:
         try:
             data: dict[str, Any] = json.loads(raw)
             tokens = Tokens(
-                account=account,
-                open_id=str(data["open_id"]),
-                access_token=str(data["access_token"]),
-                access_expires_at=float(data["access_expires_at"]),
-                refresh_token=str(data["refresh_token"]),
-                refresh_expires_at=float(data["refresh_expires_at"]),
-                scopes=tuple(str(scope) for scope in data["scopes"]),
-                updated_at=float(data["updated_at"]),
+                account, str(data["open_id"]), str(data["access_token"]), float(data["access_expires_at"]),
+                str(data["refresh_token"]), float(data["refresh_expires_at"]),
+                tuple(str(scope) for scope in data["scopes"]), float(data["updated_at"]),
             )
         except (ValueError, KeyError, TypeError):
             # Say what is wrong, never what the file holds.
@@ -205,15 +190,8 @@ class TokenManager:
     refuses for good becomes an AuthError, which the daemon takes as "pause this account".
     """
 
-    def __init__(
-        self,
-        store: TokenStore,
-        oauth: OAuthClient,
-        *,
-        margin_seconds: float = 300,
-        clock: Callable[[], float] = time.time,
-        log: Any = None,
-    ) -> None:
+    def __init__(self, store: TokenStore, oauth: OAuthClient, *, margin_seconds: float = 300,
+                 clock: Callable[[], float] = time.time, log: Any = None) -> None:
         self.store = store
         self.oauth = oauth
         self.margin_seconds = margin_seconds
