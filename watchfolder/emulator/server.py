@@ -1,0 +1,228 @@
+"""The HTTP side: routes, faults, records, and writing answers (HTTP/1.1 with keep-alive).
+
+Nothing is logged per request unless the config says ``verbose``: the emulator is the peer in benchmarks.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+from watchfolder.emulator import api_oauth, api_publish, control, upload
+from watchfolder.emulator.envelope import (
+    OAUTH_ENDPOINTS,
+    ApiError,
+    Response,
+    envelope,
+    new_log_id,
+    oauth_error,
+    status_for,
+)
+from watchfolder.emulator.faults import Fault
+from watchfolder.emulator.records import RequestRecord
+from watchfolder.emulator.request import Request
+
+if TYPE_CHECKING:
+    from watchfolder.emulator.core import Emulator
+
+Handler = Callable[["Emulator", Request], Response]
+ROUTES: dict[tuple[str, str], tuple[str, Handler]] = {
+    ("POST", "/v2/post/publish/creator_info/query/"): ("creator_info", api_publish.creator_info),
+    ("POST", "/v2/post/publish/video/init/"): ("video_init", api_publish.video_init),
+    ("POST", "/v2/post/publish/inbox/video/init/"): ("inbox_init", api_publish.inbox_init),
+    ("POST", "/v2/post/publish/content/init/"): ("content_init", api_publish.content_init),
+    ("POST", "/v2/post/publish/status/fetch/"): ("status", api_publish.status_fetch),
+    ("POST", "/v2/post/publish/cancel/"): ("cancel", api_publish.cancel),
+    ("POST", "/v2/oauth/token/"): ("token", api_oauth.token),
+    ("POST", "/v2/oauth/revoke/"): ("revoke", api_oauth.revoke),
+    ("GET", "/v2/user/info/"): ("user_info", api_oauth.user_info),
+    ("GET", "/v2/auth/authorize/"): ("authorize", api_oauth.authorize),
+}
+KNOWN_PATHS = frozenset(path for _, path in ROUTES)
+UPLOAD_PATHS = frozenset({"/video/", "/upload/"})
+MAX_BODY = 1024 * 1024  # JSON and form bodies; the chunk PUT streams instead
+
+
+class EmulatorServer(ThreadingHTTPServer):
+    """A threading server that remembers its open connections, so ``stop`` can end keep-alive ones too."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64
+
+    def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
+        self.emulator = emulator
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(address, RequestHandler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Shut every open connection down, so an idle keep-alive client cannot be served after stop."""
+        with self._open_lock:
+            connections = list(self._open)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class IPv6EmulatorServer(EmulatorServer):
+    address_family = socket.AF_INET6
+
+
+def make_server(host: str, port: int, emulator: Emulator) -> EmulatorServer:
+    """Bind a server for ``emulator`` on ``host:port`` (IPv6 when the host has a colon)."""
+    server_class = IPv6EmulatorServer if ":" in host else EmulatorServer
+    return server_class((host, port), emulator)
+
+
+class RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "TikTokEmulator/1.0"
+    sys_version = ""
+    timeout = 300  # an idle keep-alive connection is closed after this many seconds
+    server: EmulatorServer
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        self.dispatch()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_GET  # noqa: N815
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's signature
+        """Silence http.server's own per-request log; ``verbose`` prints our one line instead."""
+
+    def dispatch(self) -> None:
+        emu = self.server.emulator
+        split = urlsplit(self.path)
+        path = split.path if split.path.endswith("/") else split.path + "/"
+        query = parse_qs(split.query, keep_blank_values=True)
+        if path.startswith(control.PREFIX):
+            body = self.read_body()
+            if body is None:
+                self.write(Response(411, close=True))
+                return
+            self.write(control.handle(emu, self.command, path, body, self.client_address[0]))
+            return
+        if path in UPLOAD_PATHS and self.command == "PUT":
+            endpoint, handler = "upload", None
+        elif (self.command, path) in ROUTES:
+            endpoint, handler = ROUTES[(self.command, path)]
+        else:
+            self.read_body()
+            status = 405 if path in KNOWN_PATHS or path in UPLOAD_PATHS else 404
+            log_id = new_log_id(emu.clock.now())
+            self.write(envelope({}, log_id, status=status, code="invalid_params" if status == 405 else "not_found",
+                                message=f"{self.command} {path} is not an endpoint of this API"))
+            return
+        log_id = new_log_id(emu.clock.now())
+        owner = emu.token_owner(self.headers.get("Authorization"))
+        fault = emu.faults.take(endpoint)
+        if fault is not None and fault.kind == "slow":
+            time.sleep(fault.delay)  # real time on purpose: the client's timeout is what is under test
+            fault = None
+        if handler is None:
+            answer = upload.handle_put(emu, query, self.headers, self.rfile, fault)
+        else:
+            answer = self.answer(emu, endpoint, handler, path, query, log_id, fault)
+        self.finish_call(emu, endpoint, answer, owner)
+
+    def answer(self, emu: Emulator, endpoint: str, handler: Handler, path: str, query: dict[str, list[str]],
+               log_id: str, fault: Fault | None) -> Response:
+        """Read the body and return the handler's answer, a fault's, or the error it raised."""
+        body = self.read_body()
+        if body is None:
+            return Response(413, close=True, error_code="body_not_readable")
+        if fault is not None:
+            return fault_answer(emu, endpoint, fault, log_id, query)
+        host, port = self.server.server_address[:2]
+        request = Request(self.command, path, query, self.headers, body, self.client_address[0],
+                          f"{host}:{port}", log_id)
+        try:
+            return handler(emu, request)
+        except ApiError as error:
+            return envelope({}, log_id, status=error.http_status, code=error.code, message=error.message)
+        except Exception:
+            traceback.print_exc(file=sys.stderr)  # an emulator bug: say so loudly, answer like TikTok's 5xx
+            return envelope({}, log_id, status=500, code="internal_error", message="emulator error")
+
+    def finish_call(self, emu: Emulator, endpoint: str, answer: Response, owner: str | None) -> None:
+        """Write the answer (or drop the connection), then record the call."""
+        if answer.status == upload.DROP:
+            self.close_connection = True
+        else:
+            self.write(answer)
+        open_id = answer.open_id or owner
+        emu.records.add_request(RequestRecord(endpoint, open_id, answer.status, answer.error_code,
+                                              emu.clock.now(), answer.publish_id))
+        if emu.config.verbose:
+            sys.stderr.write(f"{self.command} {endpoint} {answer.status} {answer.error_code or 'ok'}\n")
+
+    def read_body(self) -> bytes | None:
+        """Return the whole request body, or None (and close after answering) if it cannot be read."""
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            return None
+        raw = self.headers.get("Content-Length") or "0"
+        if not raw.strip().isdigit() or int(raw) > MAX_BODY:
+            self.close_connection = True
+            return None
+        return self.rfile.read(int(raw))
+
+    def write(self, answer: Response) -> None:
+        self.send_response(answer.status)
+        for name, value in answer.headers:
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(answer.body)))
+        if answer.close or self.close_connection:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(answer.body)
+
+
+def fault_answer(emu: Emulator, endpoint: str, fault: Fault, log_id: str, query: dict[str, list[str]]) -> Response:
+    """Return the answer an injected fault gives on ``endpoint``, in that endpoint's own shape."""
+    if fault.kind == "drop":
+        return Response(upload.DROP, error_code="connection_dropped")
+    if endpoint == "authorize":
+        if fault.kind == "error":
+            redirect_uri = (query.get("redirect_uri") or [""])[0]
+            state = (query.get("state") or [None])[0]
+            return api_oauth.redirect(redirect_uri, error=fault.error_code, error_description="injected fault",
+                                      state=state)
+        return api_oauth.page(429 if fault.kind == "429" else fault.status, "Please try again later.")
+    if endpoint in OAUTH_ENDPOINTS:
+        if fault.kind == "error":
+            assert fault.error_code is not None
+            return oauth_error(fault.error_code, "injected fault", log_id, emu.config.oauth_error_http_status)
+        status = 429 if fault.kind == "429" else fault.status
+        return oauth_error("rate_limit_exceeded" if status == 429 else "server_error", "injected fault", log_id,
+                           status)
+    if fault.kind == "429":
+        return envelope({}, log_id, status=429, code="rate_limit_exceeded",
+                        message="The API rate limit was exceeded. Please try again later.")
+    if fault.kind == "5xx":
+        return envelope({}, log_id, status=fault.status, code="internal_error",
+                        message="Something went wrong. Please try again later.")
+    assert fault.error_code is not None
+    return envelope({}, log_id, status=status_for(endpoint, fault.error_code), code=fault.error_code,
+                    message="injected fault")
