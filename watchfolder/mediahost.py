@@ -38,6 +38,8 @@ _CONTENT_TYPES = {
 
 @dataclass(frozen=True)
 class Staged:
+    """One staged file: its public name, the URL TikTok pulls, where it lies, and when it may go."""
+
     name: str
     url: str
     path: Path

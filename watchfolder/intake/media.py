@@ -35,6 +35,8 @@ _HEAD = 4096
 
 @dataclass(frozen=True)
 class VideoInfo:
+    """What check_video learned; duration and dimensions are None where the headers don't say."""
+
     container: str  # "mp4" | "mov" | "webm"
     content_type: str  # "video/mp4" | "video/quicktime" | "video/webm"
     size: int
@@ -45,6 +47,8 @@ class VideoInfo:
 
 @dataclass(frozen=True)
 class ImageInfo:
+    """What check_image learned about one photo."""
+
     path: Path
     format: str  # "jpeg" | "webp" | "png"
     width: int
@@ -120,27 +124,23 @@ def _boxes(f: BinaryIO, start: int, end: int, *, lenient: bool = False) -> list[
 
 def _box_problem(f: BinaryIO, offset: int, end: int) -> tuple[bytes, int, int] | MediaError:
     """Given a box's offset, return (type, payload start, box end), or the MediaError saying why not."""
-    header = _read_at(f, offset, 16)
-    if len(header) < 8 or end - offset < 8:
-        return MediaError("truncated_video", f"the file ends inside a box header at byte {offset:,}: "
-                          "the copy looks incomplete")
-    size, kind = struct.unpack(">I4s", header[:8])
-    payload = offset + 8
-    if size == 1:  # a 64-bit largesize follows the type
-        if len(header) < 16 or end - offset < 16:
-            return MediaError("truncated_video", f"the file ends inside the header of box '{_fmt_type(kind)}': "
-                              "the copy looks incomplete")
-        size = struct.unpack(">Q", header[8:16])[0]
-        payload = offset + 16
+    header = _read_at(f, offset, min(16, end - offset))
+    size, kind = struct.unpack_from(">I4s", header) if len(header) >= 8 else (0, b"")
+    header_len = 16 if size == 1 else 8  # size 1: a 64-bit largesize follows the type
+    if len(header) < header_len:
+        where = f"the header of box '{_fmt_type(kind)}'" if kind else f"a box header at byte {offset:,}"
+        return MediaError("truncated_video", f"the file ends inside {where}: the copy looks incomplete")
+    if size == 1:
+        size = struct.unpack_from(">Q", header, 8)[0]
     elif size == 0:
         size = end - offset  # size 0: the box runs to the end of the file
-    if size < payload - offset:
+    if size < header_len:
         return MediaError("truncated_video", f"box '{_fmt_type(kind)}' at byte {offset:,} declares an "
                           f"impossible size ({size:,}): the file is damaged")
     if offset + size > end:
         return MediaError("truncated_video", f"the file ends inside box '{_fmt_type(kind)}' ({end - offset:,} "
                           f"of {size:,} bytes): the copy looks incomplete")
-    return kind, payload, offset + size
+    return kind, offset + header_len, offset + size
 
 
 def _child(f: BinaryIO, payload: int, end: int, kind: bytes) -> tuple[int, int] | None:
@@ -199,29 +199,26 @@ def _ebml(buf: bytes, pos: int) -> tuple[int, int, int | None]:
     """Given a buffer and position, return (element id, data start, data size or None if unknown)."""
     values = []
     for keep_marker in (True, False):
-        if pos >= len(buf) or buf[pos] == 0:
-            raise IndexError(pos)
-        length = 9 - buf[pos].bit_length()
-        if pos + length > len(buf):
+        length = 9 - buf[pos].bit_length()  # IndexError past the end; a 0 byte gives 9, caught below
+        if length > 8 or pos + length > len(buf):
             raise IndexError(pos)
         value = int.from_bytes(buf[pos:pos + length], "big")
         if not keep_marker:
             value &= (1 << (7 * length)) - 1
-            if value == (1 << (7 * length)) - 1:
-                value = -1  # all ones: size unknown (a live stream)
+            value = -1 if value == (1 << (7 * length)) - 1 else value  # all ones: size unknown (live stream)
         values.append(value)
         pos += length
     return values[0], pos, (values[1] if values[1] >= 0 else None)
 
 
-def _ebml_children(buf: bytes, start: int, end: int) -> dict[int, bytes]:
-    found: dict[int, bytes] = {}
-    pos = start
-    while pos < min(end, len(buf)):
+def _ebml_list(buf: bytes, start: int = 0, end: int | None = None) -> list[tuple[int, bytes]]:
+    """Given a span of a buffer, return its complete child elements as (id, data), stopping at the first cut one."""
+    found, pos, end = [], start, min(len(buf), len(buf) if end is None else end)
+    while pos < end:
         element, data, size = _ebml(buf, pos)
         if size is None or data + size > len(buf):
             break
-        found.setdefault(element, buf[data:data + size])
+        found.append((element, buf[data:data + size]))
         pos = data + size
     return found
 
@@ -232,8 +229,7 @@ def _check_webm(f: BinaryIO, size: int) -> VideoInfo:
         _, data, header_size = _ebml(buf, 0)
         if header_size is None or data + header_size > len(buf):
             raise IndexError(data)
-        doctype = _ebml_children(buf, data, data + header_size).get(0x4282, b"").rstrip(b"\0")
-        if doctype != b"webm":
+        if dict(_ebml_list(buf, data, data + header_size)).get(0x4282, b"").rstrip(b"\0") != b"webm":
             raise MediaError("unsupported_media", "not a video TikTok accepts (MP4, MOV or WebM): it looks like "
                              "a Matroska (MKV) video; remux it to MP4 or WebM")
         element, seg_data, seg_size = _ebml(buf, data + header_size)
@@ -244,27 +240,19 @@ def _check_webm(f: BinaryIO, size: int) -> VideoInfo:
     if seg_size is not None and seg_data + seg_size > size:
         raise MediaError("truncated_video", f"the file ends inside the WebM Segment ({size - seg_data:,} of "
                          f"{seg_size:,} bytes): the copy looks incomplete")
-    seg_end = seg_data + seg_size if seg_size is not None else len(buf)
-    try:
-        segment = _ebml_children(buf, seg_data, seg_end)
-        info = _ebml_children(segment.get(0x1549A966, b""), 0, 1 << 62)
-        duration = None
-        if len(info.get(0x4489, b"")) in (4, 8):
-            raw = info[0x4489]
-            scale = int.from_bytes(info.get(0x2AD7B1, b""), "big") or 1_000_000
+    duration = width = height = None
+    try:  # the details are a courtesy: a damaged Info or Tracks leaves them unknown
+        segment = dict(_ebml_list(buf, seg_data, None if seg_size is None else seg_data + seg_size))
+        info = dict(_ebml_list(segment.get(0x1549A966, b"")))
+        if len(raw := info.get(0x4489, b"")) in (4, 8):
+            scale = int.from_bytes(info.get(0x2AD7B1, b""), "big") or 1_000_000  # nanoseconds per tick
             duration = struct.unpack(">f" if len(raw) == 4 else ">d", raw)[0] * scale / 1e9
-        width = height = None
-        tracks, pos = segment.get(0x1654AE6B, b""), 0
-        while pos < len(tracks) and width is None:
-            _, data, entry_size = _ebml(tracks, pos)
-            pos = data + (entry_size or 0)
-            entry = _ebml_children(tracks, data, pos)
-            if entry.get(0x83) == b"\x01":
-                video = _ebml_children(entry.get(0xE0, b""), 0, 1 << 62)
-                width = int.from_bytes(video.get(0xB0, b""), "big") or None
-                height = int.from_bytes(video.get(0xBA, b""), "big") or None
-    except (IndexError, struct.error):  # details are a courtesy: a damaged Info or Tracks leaves them unknown
-        duration = width = height = None
+        entries = [dict(_ebml_list(entry)) for _, entry in _ebml_list(segment.get(0x1654AE6B, b""))]
+        video = dict(_ebml_list(next((e.get(0xE0, b"") for e in entries if e.get(0x83) == b"\x01"), b"")))
+        width = int.from_bytes(video.get(0xB0, b""), "big") or None
+        height = int.from_bytes(video.get(0xBA, b""), "big") or None
+    except (IndexError, struct.error):
+        pass
     return VideoInfo("webm", "video/webm", size, duration, width, height)
 
 
