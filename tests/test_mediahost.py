@@ -378,6 +378,9 @@ def web_server(tmp_path: Path) -> Iterator[tuple[Path, int]]:
         def log_message(self, *args: object) -> None:
             pass
 
+        def list_directory(self, path: str) -> None:  # a web server set up as the docs ask: no listing
+            self.send_error(404)
+
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -407,6 +410,36 @@ def test_probe_fails_when_the_prefix_serves_another_folder(tmp_path: Path, web_s
 
     assert not ok
     assert "HTTP 404" in explanation
+
+
+def test_probe_fails_when_the_web_server_lists_the_folder(tmp_path: Path) -> None:
+    """A listing would give away every staged name, so the probe fails and says why."""
+    root = tmp_path / "www"
+    root.mkdir()
+
+    class Listing(SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Listing, directory=str(root)))
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        media_host = MediaHost(url_prefix=f"http://127.0.0.1:{server.server_address[1]}/",
+                               staging_dir=tmp_path / "s", publish_dir=root)
+        ok, explanation = media_host.probe(timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert not ok
+    assert "lists the folder" in explanation
+    assert list(root.iterdir()) == []
+
+
+def test_publish_dir_may_not_be_the_staging_dir(tmp_path: Path) -> None:
+    """The index of staged names must never be inside a folder a web server hands out."""
+    with pytest.raises(ValueError, match="must not be the staging folder"):
+        MediaHost(url_prefix="https://m.example.com/", staging_dir=tmp_path, publish_dir=tmp_path)
 
 
 def test_probe_fails_on_a_redirect(tmp_path: Path) -> None:

@@ -58,6 +58,9 @@ class MediaHost:
             raise ValueError(f"media_host.url_prefix must end with '/', got {url_prefix!r}")
         if (serve is None) == (publish_dir is None):
             raise ValueError("media_host needs exactly one of serve and publish_dir")
+        if publish_dir is not None and Path(publish_dir).resolve() == Path(staging_dir).resolve():
+            # The index lists every staged name; a web server must never be able to hand it out.
+            raise ValueError("media_host.publish_dir must not be the staging folder")
         self.url_prefix = url_prefix
         self.staging_dir = Path(staging_dir)
         self.files_dir = Path(publish_dir) if publish_dir is not None else self.staging_dir
@@ -193,7 +196,9 @@ class MediaHost:
     def probe(self, timeout: float = 10) -> tuple[bool, str]:
         """Stage a tiny file, GET it through url_prefix without following redirects, compare, remove it.
 
+        Also GET url_prefix itself: a server that lists the folder gives away the unguessable names.
         Return (True, what worked and any caveat) or (False, what went wrong and what to check).
+        In serve mode the built-in server must be started first.
         """
         content = f"watchfolder probe {secrets.token_hex(16)}\n".encode()
         name = secrets.token_urlsafe(24) + ".txt"
@@ -222,6 +227,13 @@ class MediaHost:
             return False, f"GET {url} answered HTTP {response.status_code}: url_prefix does not reach {where}"
         if response.content != content:
             return False, f"GET {url} answered 200 with other bytes: url_prefix does not reach {where}"
+        try:
+            listing = requests.get(self.url_prefix, timeout=timeout, allow_redirects=False)
+            if listing.status_code == 200 and url.rsplit("/", 1)[1] in listing.text:
+                return False, (f"GET {self.url_prefix} lists the folder: anyone could find the staged photos; "
+                               "turn off directory listing there")
+        except requests.RequestException:
+            pass  # the file itself was served; a failing folder URL lists nothing
         message = f"GET {url} returned the staged file"
         parts = urlsplit(url)
         if parts.scheme != "https" or _is_ip(parts.hostname or ""):
