@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
+import logging
 import queue
 import shutil
 import socket
@@ -17,7 +18,7 @@ import ssl
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,12 @@ from typing import Any
 import pytest
 import structlog
 
+from watchfolder.emulator.core import Emulator
+from watchfolder.emulator.envelope import CODES_OF_ENDPOINT, status_for
+from watchfolder.emulator.testing import running_emulator
 from watchfolder.errors import MediaError, TikTokError
 from watchfolder.model import Action
-from watchfolder.tiktok import chunks, client, upload
+from watchfolder.tiktok import chunks, client, codes, upload
 
 TOKEN = "act.secret-access-token-for-tests"
 
@@ -350,6 +354,8 @@ def test_the_token_never_appears_in_errors_or_logs(scripted: Scripted) -> None:
                     Answer(status=502, body=b"gateway"))
     tiktok = client.TikTokClient(scripted.base_url, timeout=2)
     errors = []
+    # Tests run at warning level; open up to debug so every line the client writes is seen.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
     with structlog.testing.capture_logs() as logs:
         for _ in range(3):
             errors.append(raised(lambda: tiktok.init_direct_video(
@@ -450,16 +456,20 @@ def test_a_refused_chunk_raises_the_action_its_status_means_without_the_upload_t
     assert "secret-upload-token" not in f"{error}{error!r}{error.message}"
 
 
-def test_a_range_mismatch_without_progress_leaves_the_resume_offset_unknown(
-        scripted: Scripted, uploader: upload.ChunkUploader, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("headers", "resume_offset"), [
+    ({"Content-Range": "bytes */1000"}, 0), ({}, None), ({"Content-Range": "garbage"}, None)])
+def test_a_range_mismatch_says_where_to_resume_when_tiktok_told(
+        scripted: Scripted, uploader: upload.ChunkUploader, tmp_path: Path, headers: dict[str, str],
+        resume_offset: int | None) -> None:
+    """"bytes */T" is TikTok's progress when it holds nothing yet: start again from byte 0."""
     video = tmp_path / "clip.mp4"
     write_file(video, 1000)
-    scripted.script(Answer(status=416, body=b"", headers={"Content-Range": "bytes */1000"}))
+    scripted.script(Answer(status=416, body=b"", headers=headers))
 
     error = raised(lambda: uploader.put_chunk(upload_url(scripted), video, 0, 999, 1000, "video/mp4"))
 
     assert isinstance(error, upload.RangeMismatchError)
-    assert (error.action, error.resume_offset) == (Action.RETRY, None)
+    assert (error.code, error.action, error.resume_offset) == ("range_mismatch", Action.RETRY, resume_offset)
 
 
 def test_a_file_shorter_than_the_range_is_refused_before_sending(
@@ -519,3 +529,240 @@ def test_over_https_the_chunk_is_streamed_in_blocks_and_arrives_intact(
     assert (first.complete, last.complete) == (False, True)
     assert [seen.sha256 for seen in server.seen] == [hashlib.sha256(data[:2_000_000]).hexdigest(),
                                                      hashlib.sha256(data[2_000_000:]).hexdigest()]
+
+
+# --- against the emulator: the real protocol, judged by code the client does not share ----------
+
+DIRECT_POST_INFO = {"privacy_level": "SELF_ONLY", "title": "a cat", "brand_content_toggle": False,
+                    "brand_organic_toggle": False}
+
+
+@pytest.fixture
+def emu() -> Iterator[Emulator]:
+    # check_content off: these tests are about bytes and protocol, not whether the bytes are a video.
+    with running_emulator(check_content=False) as emulator:
+        yield emulator
+
+
+@pytest.fixture
+def live(emu: Emulator) -> Iterator[client.TikTokClient]:
+    tiktok = client.TikTokClient(emu.base_url, timeout=5)
+    yield tiktok
+    tiktok.close()
+
+
+def send_all(streamer: upload.ChunkUploader, url: str, video: Path, plan: chunks.ChunkPlan,
+             start: int = 0) -> list[upload.ChunkAck]:
+    """Send every chunk of ``plan`` from the one starting at byte ``start``, as the worker does."""
+    return [streamer.put_chunk(url, video, first, last, plan.size, "video/mp4")
+            for first, last in plan.ranges()[plan.index_of(start):]]
+
+
+def test_a_12_mb_video_in_two_chunks_arrives_intact_and_lands_in_the_inbox(
+        emu: Emulator, live: client.TikTokClient, uploader: upload.ChunkUploader, tmp_path: Path) -> None:
+    token = emu.add_user("alice").access_token
+    video = tmp_path / "clip.mp4"
+    sha256 = write_file(video, 12_000_000)
+    plan = chunks.plan(12_000_000, 6_000_000)
+
+    init = live.init_inbox_video(token, plan=plan)
+    assert init.upload_url is not None
+    acks = send_all(uploader, init.upload_url, video, plan)
+
+    assert acks == [upload.ChunkAck(6_000_000, False), upload.ChunkAck(12_000_000, True)]
+    record = emu.records.publish(init.publish_id)
+    assert (record.sha256, record.chunk_ranges) == (sha256, tuple(plan.ranges()))
+    assert live.status(token, init.publish_id).status == "SEND_TO_USER_INBOX"
+
+
+def test_a_1_mb_video_goes_in_one_chunk_and_is_posted_directly(
+        emu: Emulator, live: client.TikTokClient, uploader: upload.ChunkUploader, tmp_path: Path) -> None:
+    token = emu.add_user("bob").access_token
+    video = tmp_path / "clip.mp4"
+    sha256 = write_file(video, 1_000_000)
+    plan = chunks.plan(1_000_000)
+
+    init = live.init_direct_video(token, post_info=DIRECT_POST_INFO, plan=plan)
+    assert init.upload_url is not None
+    acks = send_all(uploader, init.upload_url, video, plan)
+
+    assert acks == [upload.ChunkAck(1_000_000, True)]
+    assert emu.records.publish(init.publish_id).sha256 == sha256
+    status = live.status(token, init.publish_id)
+    assert (status.status, status.fail_reason, status.uploaded_bytes) == ("PUBLISH_COMPLETE", None, 1_000_000)
+
+
+def test_an_upload_resumes_from_the_acknowledged_offset_after_a_restart(
+        emu: Emulator, live: client.TikTokClient, tmp_path: Path) -> None:
+    token = emu.add_user("carol").access_token
+    video = tmp_path / "clip.mp4"
+    sha256 = write_file(video, 16_000_000)
+    plan = chunks.plan(16_000_000, 5_300_000)
+    init = live.init_inbox_video(token, plan=plan)
+    assert init.upload_url is not None and plan.count == 3
+    before_crash = upload.ChunkUploader(timeout=5)
+    first, last = plan.ranges()[0]
+    acknowledged = before_crash.put_chunk(init.upload_url, video, first, last, plan.size, "video/mp4").next_offset
+    before_crash.close()
+
+    after_restart = upload.ChunkUploader(timeout=5)
+    acks = send_all(after_restart, init.upload_url, video, plan, start=acknowledged)
+    after_restart.close()
+
+    assert [ack.complete for ack in acks] == [False, True]
+    assert emu.records.publish(init.publish_id).sha256 == sha256
+
+
+def test_a_range_mismatch_tells_where_to_realign_and_the_upload_then_completes(
+        emu: Emulator, live: client.TikTokClient, uploader: upload.ChunkUploader, tmp_path: Path) -> None:
+    token = emu.add_user("dave").access_token
+    video = tmp_path / "clip.mp4"
+    sha256 = write_file(video, 12_000_000)
+    plan = chunks.plan(12_000_000, 6_000_000)
+    init = live.init_inbox_video(token, plan=plan)
+    assert init.upload_url is not None
+    (first, last), (second_first, second_last) = plan.ranges()
+
+    skipped = raised(lambda: uploader.put_chunk(init.upload_url or "", video, second_first, second_last,
+                                                plan.size, "video/mp4"))
+    assert isinstance(skipped, upload.RangeMismatchError) and skipped.resume_offset == 0
+    uploader.put_chunk(init.upload_url, video, first, last, plan.size, "video/mp4")
+    repeated = raised(lambda: uploader.put_chunk(init.upload_url or "", video, first, last, plan.size,
+                                                 "video/mp4"))
+    assert isinstance(repeated, upload.RangeMismatchError)
+    assert (repeated.action, repeated.resume_offset) == (Action.RETRY, 6_000_000)
+    acks = send_all(uploader, init.upload_url, video, plan, start=repeated.resume_offset)
+
+    assert acks == [upload.ChunkAck(12_000_000, True)]
+    assert emu.records.publish(init.publish_id).sha256 == sha256
+
+
+def test_an_expired_upload_url_asks_for_a_new_init(
+        emu: Emulator, live: client.TikTokClient, uploader: upload.ChunkUploader, tmp_path: Path) -> None:
+    token = emu.add_user("erin").access_token
+    video = tmp_path / "clip.mp4"
+    write_file(video, 1_000_000)
+    init = live.init_inbox_video(token, plan=chunks.plan(1_000_000))
+    assert init.upload_url is not None
+    emu.expire_upload_url(init.publish_id)
+
+    error = raised(lambda: uploader.put_chunk(init.upload_url or "", video, 0, 999_999, 1_000_000, "video/mp4"))
+
+    assert (error.code, error.action, error.http_status) == ("upload_url_expired", Action.REINIT, 403)
+    assert "upload_token" not in str(error)
+
+
+@pytest.mark.parametrize(("kind", "code"), [("5xx", "internal_error"), ("drop", "network_error")])
+def test_a_chunk_that_failed_in_transit_is_retried_and_then_accepted(
+        emu: Emulator, live: client.TikTokClient, uploader: upload.ChunkUploader, tmp_path: Path, kind: str,
+        code: str) -> None:
+    token = emu.add_user("frank").access_token
+    video = tmp_path / "clip.mp4"
+    sha256 = write_file(video, 12_000_000)
+    plan = chunks.plan(12_000_000, 6_000_000)
+    init = live.init_inbox_video(token, plan=plan)
+    assert init.upload_url is not None
+    first, last = plan.ranges()[0]
+    emu.faults.fail_next("upload", kind=kind)
+
+    error = raised(lambda: uploader.put_chunk(init.upload_url or "", video, first, last, plan.size, "video/mp4"))
+    acks = send_all(uploader, init.upload_url, video, plan)
+
+    assert (error.code, error.action) == (code, Action.RETRY)
+    assert [ack.complete for ack in acks] == [False, True]
+    assert emu.records.publish(init.publish_id).sha256 == sha256
+
+
+@pytest.mark.parametrize("size", [1, 4_194_304, 5 * 1024 * 1024, 50_000_123, 64_000_001, 200_000_000,
+                                  4_000_000_000])
+def test_every_chunk_plan_is_accepted_by_the_emulators_own_chunk_rules(
+        emu: Emulator, live: client.TikTokClient, size: int) -> None:
+    token = emu.add_user(f"size{size}").access_token
+
+    init = live.init_inbox_video(token, plan=chunks.plan(size))
+
+    record = emu.records.publish(init.publish_id)
+    assert (record.declared_size, record.chunk_size, record.total_chunk_count) == (
+        size, chunks.plan(size).chunk_size, chunks.plan(size).count)
+
+
+def test_each_init_variant_is_accepted_in_the_shape_tiktok_documents() -> None:
+    prefix = "http://127.0.0.1:9/tiktok/"  # verified, never fetched successfully: only the init is judged
+    with running_emulator(check_content=False, verified_url_prefixes=[prefix]) as emulator:
+        tiktok = client.TikTokClient(emulator.base_url, timeout=5)
+        token = emulator.add_user("gina").access_token
+        inits = [
+            tiktok.init_inbox_video(token, plan=chunks.plan(10)),
+            tiktok.init_inbox_video(token, video_url=prefix + "a.mp4"),
+            tiktok.init_direct_video(token, post_info=DIRECT_POST_INFO, plan=chunks.plan(10)),
+            tiktok.init_direct_video(token, post_info=DIRECT_POST_INFO, video_url=prefix + "b.mp4"),
+            tiktok.init_photos(token, post_mode="MEDIA_UPLOAD", post_info={"title": "trip"},
+                               photo_urls=[prefix + "1.jpg", prefix + "2.jpg"], cover_index=1),
+            tiktok.init_photos(token, post_mode="DIRECT_POST", post_info={"privacy_level": "SELF_ONLY"},
+                               photo_urls=[prefix + "3.jpg"], cover_index=0),
+        ]
+        records = [emulator.records.publish(init.publish_id) for init in inits]
+        tiktok.close()
+
+    assert [(record.kind, record.mode, record.source) for record in records] == [
+        ("video", "inbox", "FILE_UPLOAD"), ("video", "inbox", "PULL_FROM_URL"),
+        ("video", "direct", "FILE_UPLOAD"), ("video", "direct", "PULL_FROM_URL"),
+        ("photo", "inbox", "PULL_FROM_URL"), ("photo", "direct", "PULL_FROM_URL")]
+    assert [init.upload_url is not None for init in inits] == [True, False, True, False, False, False]
+    assert records[1].video_url == prefix + "a.mp4"
+    assert (records[4].photo_urls, records[4].photo_cover_index) == ((prefix + "1.jpg", prefix + "2.jpg"), 1)
+    assert records[2].post_info["privacy_level"] == "SELF_ONLY"
+
+
+PHOTO_URL = "http://127.0.0.1:9/tiktok/1.jpg"
+CALLS: dict[str, Callable[[client.TikTokClient, str], object]] = {
+    "creator_info": lambda api, token: api.creator_info(token),
+    "video_init": lambda api, token: api.init_direct_video(token, post_info=DIRECT_POST_INFO, plan=chunks.plan(10)),
+    "inbox_init": lambda api, token: api.init_inbox_video(token, plan=chunks.plan(10)),
+    "content_init": lambda api, token: api.init_photos(token, post_mode="DIRECT_POST", post_info=DIRECT_POST_INFO,
+                                                       photo_urls=[PHOTO_URL], cover_index=0),
+    "status": lambda api, token: api.status(token, "v_inbox_file~v2.0"),
+    "cancel": lambda api, token: api.cancel(token, "v_pub_url~v2.0"),
+}
+ENVELOPE_CASES = [(endpoint, code) for endpoint in CALLS for code in sorted(CODES_OF_ENDPOINT[endpoint])]
+
+
+@pytest.fixture(scope="module")
+def shared_emu() -> Iterator[Emulator]:
+    """One emulator for the many one-call cases below; each case signs up its own user, so no case
+    shares a rate-limit window with another."""
+    with running_emulator(check_content=False) as emulator:
+        yield emulator
+
+
+@pytest.mark.parametrize(("endpoint", "code"), ENVELOPE_CASES, ids=[f"{e}-{c}" for e, c in ENVELOPE_CASES])
+def test_every_error_an_endpoint_can_answer_raises_its_policy_action(shared_emu: Emulator, endpoint: str,
+                                                                     code: str) -> None:
+    token = shared_emu.add_user(f"{endpoint}-{code}").access_token
+    shared_emu.faults.fail_next(endpoint, error_code=code)
+    tiktok = client.TikTokClient(shared_emu.base_url, timeout=5)
+
+    error = raised(lambda: CALLS[endpoint](tiktok, token))
+    tiktok.close()
+
+    assert code in codes.POLICY, "every code TikTok can send has a decided policy"
+    assert (error.code, error.action, error.http_status) == (code, codes.POLICY[code].action,
+                                                             status_for(endpoint, code))
+    assert error.log_id and error.advice == codes.POLICY[code].advice
+
+
+TRANSIT_CASES = [(endpoint, kind) for endpoint in CALLS for kind in ("429", "5xx", "drop")] + [("status", "slow")]
+
+
+@pytest.mark.parametrize(("endpoint", "kind"), TRANSIT_CASES, ids=[f"{e}-{k}" for e, k in TRANSIT_CASES])
+def test_a_throttled_failed_or_lost_call_is_retried(shared_emu: Emulator, endpoint: str, kind: str) -> None:
+    token = shared_emu.add_user(f"{endpoint}-{kind}").access_token
+    shared_emu.faults.fail_next(endpoint, kind=kind, delay=1.0)
+    tiktok = client.TikTokClient(shared_emu.base_url, timeout=0.3)
+
+    error = raised(lambda: CALLS[endpoint](tiktok, token))
+    tiktok.close()
+
+    expected = {"429": "rate_limit_exceeded", "5xx": "internal_error", "drop": "network_error",
+                "slow": "network_error"}[kind]
+    assert (error.code, error.action) == (expected, Action.RETRY)

@@ -29,8 +29,8 @@ from watchfolder.tiktok import codes
 
 BLOCK = 1024 * 1024
 
-# "bytes 0-N/T": the bytes TikTok holds so far. "bytes */T" (nothing to report) does not match.
-_PROGRESS = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+# "bytes 0-N/T": TikTok holds bytes 0..N so far; "bytes */T": it holds none yet.
+_PROGRESS = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(?:\d+|\*)")
 
 _CODE_FOR_STATUS = {403: "upload_url_expired", 404: "upload_not_found", 416: "range_mismatch", 429:
                     "rate_limit_exceeded"}
@@ -202,9 +202,12 @@ def _network_error(host: str, exc: Exception) -> TikTokError:
 
 
 def _progress(content_range: str | None) -> int | None:
-    """Return the next offset a ``Content-Range: bytes 0-N/T`` progress header implies (N + 1)."""
+    """Return the next offset a progress header implies: N + 1 for ``bytes 0-N/T``, 0 for
+    ``bytes */T``; None without a readable header."""
     match = _PROGRESS.search(content_range or "")
-    return int(match.group(2)) + 1 if match else None
+    if match is None:
+        return None
+    return int(match.group(2)) + 1 if match.group(2) is not None else 0
 
 
 def _judge(response: http.client.HTTPResponse, body: bytes, host: str, first: int, last: int) -> ChunkAck:
