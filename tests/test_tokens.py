@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import json
 import os
 import stat
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from watchfolder.errors import AuthError, UsageError, WatchfolderError
-from watchfolder.tokens import Tokens, TokenStore
+from watchfolder.emulator.accounts import short_hash
+from watchfolder.errors import AuthError, TikTokError, UsageError, WatchfolderError
+from watchfolder.tiktok.oauth import OAuthClient
+from watchfolder.tokens import TokenManager, Tokens, TokenStore
 
 NOW = 1_800_000_000.0
 
@@ -152,3 +159,201 @@ def test_repr_and_str_never_show_the_tokens() -> None:
     for text in (repr(tokens), str(tokens), f"{tokens}"):
         assert "very-secret" not in text
         assert "alice" in text
+
+
+# -- the manager, against the emulator ------------------------------------------------------------
+
+BASIC_UPLOAD = ("user.info.basic", "video.upload")
+
+
+def oauth_for(emulator: Any) -> OAuthClient:
+    return OAuthClient(api_base_url=emulator.base_url, client_key=emulator.config.client_key,
+                       client_secret=emulator.config.client_secret, timeout=10)
+
+
+def signed_in(emulator: Any, store: TokenStore, name: str = "alice", **user_options: Any) -> Tokens:
+    """Create an emulator user and store its tokens as `auth login` would."""
+    user = emulator.add_user(name, **{"scopes": BASIC_UPLOAD, **user_options})
+    now = emulator.clock.now()
+    tokens = Tokens(name, user.open_id, user.access_token, now + user.access_ttl, user.refresh_token,
+                    now + user.refresh_ttl, tuple(user.scopes), now)
+    store.save(tokens)
+    return tokens
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> TokenStore:
+    return TokenStore(tmp_path / "state")
+
+
+def manager_for(emulator: Any, store: TokenStore) -> TokenManager:
+    return TokenManager(store, oauth_for(emulator), margin_seconds=300, clock=emulator.clock.now)
+
+
+class TestTokenManager:
+    def test_a_fresh_token_is_used_as_is(self, emulator: Any, store: TokenStore) -> None:
+        tokens = signed_in(emulator, store)
+
+        assert manager_for(emulator, store).access_token("alice") == tokens.access_token
+        assert emulator.records.refreshes == []
+
+    def test_refresh_within_the_margin_rotates_and_never_sends_the_old_refresh_token_again(
+            self, emulator: Any, store: TokenStore) -> None:
+        first = signed_in(emulator, store)
+        manager = manager_for(emulator, store)
+        emulator.clock.advance(86400 - 60)  # one minute left: inside the 5-minute margin
+
+        new_access = manager.access_token("alice")
+
+        second = store.load("alice")
+        assert second is not None
+        assert new_access == second.access_token != first.access_token
+        assert second.refresh_token != first.refresh_token  # the rotated token was committed
+        assert oauth_for(emulator).user_info(new_access)["open_id"] == first.open_id
+
+        emulator.clock.advance(86400)
+        manager.access_token("alice")
+
+        sent = [record.old_refresh_token_hash for record in emulator.records.refreshes]
+        assert sent == [short_hash(first.refresh_token), short_hash(second.refresh_token)]
+        assert all(record.ok for record in emulator.records.refreshes)
+
+    def test_lifetimes_come_from_each_answer(self, emulator: Any, store: TokenStore) -> None:
+        """The newer docs' 2 h / 180 d lifetimes are taken from expires_in / refresh_expires_in, not assumed."""
+        signed_in(emulator, store, access_ttl=7200, refresh_ttl=180 * 86400)
+        emulator.clock.advance(7200 - 10)
+
+        manager_for(emulator, store).access_token("alice")
+
+        tokens = store.load("alice")
+        assert tokens is not None
+        now = emulator.clock.now()
+        assert tokens.access_expires_at == pytest.approx(now + 7200, abs=1)
+        assert tokens.refresh_expires_at == pytest.approx(now + 180 * 86400, abs=1)
+
+    def test_many_threads_asking_at_once_cause_exactly_one_refresh(self, emulator: Any, store: TokenStore) -> None:
+        signed_in(emulator, store)
+        manager = manager_for(emulator, store)
+        emulator.clock.advance(86400 - 60)
+        barrier = threading.Barrier(8)
+
+        def ask() -> str:
+            barrier.wait()
+            return manager.access_token("alice")
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: ask(), range(8)))
+
+        assert len(emulator.records.refreshes) == 1
+        assert len(set(answers)) == 1
+        stored = store.load("alice")
+        assert stored is not None
+        assert answers[0] == stored.access_token
+
+    def test_a_rejected_token_is_refreshed_once_however_many_workers_saw_it(self, emulator: Any,
+                                                                            store: TokenStore) -> None:
+        """TikTok said access_token_invalid to two callers holding the same token: one refresh serves both."""
+        tokens = signed_in(emulator, store)
+        manager = manager_for(emulator, store)
+        emulator.expire_access_token(tokens.open_id)
+        with pytest.raises(TikTokError) as caught:
+            oauth_for(emulator).user_info(tokens.access_token)
+        assert caught.value.code == "access_token_invalid"
+
+        first = manager.refresh("alice", rejected_token=tokens.access_token)
+        second = manager.refresh("alice", rejected_token=tokens.access_token)
+
+        assert first == second
+        assert len(emulator.records.refreshes) == 1
+        assert oauth_for(emulator).user_info(first)["open_id"] == tokens.open_id
+
+    def test_invalid_grant_is_an_auth_error_ending_with_the_sign_in_command(self, emulator: Any,
+                                                                            store: TokenStore) -> None:
+        tokens = signed_in(emulator, store)
+        emulator.revoke(tokens.open_id)  # the user removed the app in TikTok
+        emulator.clock.advance(86400)
+
+        with pytest.raises(AuthError) as caught:
+            manager_for(emulator, store).access_token("alice")
+
+        assert (caught.value.account, caught.value.code) == ("alice", "invalid_grant")
+        assert str(caught.value).endswith("sign in with: watchfolder auth login alice")
+        assert tokens.refresh_token not in str(caught.value)
+
+    def test_an_expired_refresh_token_is_not_even_sent(self, emulator: Any, store: TokenStore) -> None:
+        signed_in(emulator, store, access_ttl=600, refresh_ttl=3600)
+        emulator.clock.advance(3601)
+
+        with pytest.raises(AuthError) as caught:
+            manager_for(emulator, store).access_token("alice")
+
+        assert caught.value.code == "refresh_expired"
+        assert str(caught.value).endswith("sign in with: watchfolder auth login alice")
+        assert emulator.records.refreshes == []
+
+    def test_an_account_that_never_signed_in(self, emulator: Any, store: TokenStore) -> None:
+        with pytest.raises(AuthError) as caught:
+            manager_for(emulator, store).access_token("alice")
+
+        assert caught.value.code == "auth_required"
+        assert str(caught.value) == "no tokens for 'alice': sign in with: watchfolder auth login alice"
+
+    def test_a_refresh_that_drops_a_scope_is_an_auth_error_but_keeps_the_rotated_token(
+            self, emulator: Any, store: TokenStore) -> None:
+        tokens = signed_in(emulator, store)
+        store.save(dataclasses.replace(tokens, scopes=(*tokens.scopes, "video.publish")))  # had it before
+        emulator.clock.advance(86400)
+
+        with pytest.raises(AuthError) as caught:
+            manager_for(emulator, store).access_token("alice")
+
+        assert caught.value.code == "scope_lost"
+        assert "video.publish" in str(caught.value)
+        stored = store.load("alice")
+        assert stored is not None
+        assert stored.refresh_token != tokens.refresh_token
+
+    def test_tokens_that_could_not_be_saved_are_kept_and_saved_before_anything_else(
+            self, emulator: Any, store: TokenStore) -> None:
+        """A full disk during a refresh must not lead to the rotated-away refresh token being sent again."""
+        first = signed_in(emulator, store)
+        flaky = FlakyStore(store.state_dir)
+        manager = TokenManager(flaky, oauth_for(emulator), clock=emulator.clock.now)
+        emulator.clock.advance(86400)
+
+        with pytest.raises(WatchfolderError, match="could not save the renewed tokens of 'alice'"):
+            manager.access_token("alice")
+        token = manager.access_token("alice")  # the disk has room again
+
+        stored = store.load("alice")
+        assert stored is not None
+        assert token == stored.access_token
+        assert stored.refresh_token != first.refresh_token
+        assert len(emulator.records.refreshes) == 1
+
+    def test_expiring_sign_ins_are_listed_and_warned_about(self, tmp_path: Path) -> None:
+        store = TokenStore(tmp_path)
+        store.save(make_tokens("alice", refresh_left=3 * 86400))
+        store.save(make_tokens("bob", refresh_left=60 * 86400))
+        manager = TokenManager(store, OAuthClient(api_base_url="http://127.0.0.1:9", client_key="k",
+                                                  client_secret=None), clock=lambda: NOW)
+
+        soon = manager.expiring_soon(14 * 86400)
+        warnings = manager.expiry_warnings(14 * 86400)
+
+        assert [tokens.account for tokens in soon] == ["alice"]
+        assert len(warnings) == 1
+        assert warnings[0].startswith("alice: the TikTok sign-in expires in 3.0 days")
+        assert warnings[0].endswith("sign in with: watchfolder auth login alice")
+
+
+class FlakyStore(TokenStore):
+    """A store whose first save fails as a full disk would (root ignores permission bits, so no chmod trick)."""
+
+    failures = 1
+
+    def save(self, tokens: Tokens) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        super().save(tokens)
