@@ -181,3 +181,15 @@ def test_get_logger_before_configure_still_redacts(capsys: pytest.CaptureFixture
 
     captured = capsys.readouterr()
     assert "earlybird" not in captured.err + captured.out
+
+
+def test_a_logger_made_before_configure_follows_the_later_configuration() -> None:
+    """Modules make their logger at import time; the CLI configures afterwards."""
+    early = logs.get_logger(component="store")
+    stream = io.StringIO()
+    logs.configure("info", json=True, stream=stream)
+
+    early.info("opened", token="plain-token-value")
+
+    [event] = json_lines(stream)
+    assert (event["event"], event["component"], event["token"]) == ("opened", "store", "***")

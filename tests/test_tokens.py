@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import io
 import json
 import os
 import stat
@@ -13,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 
+from watchfolder import logs
 from watchfolder.emulator.accounts import short_hash
 from watchfolder.errors import AuthError, TikTokError, UsageError, WatchfolderError
 from watchfolder.tiktok.oauth import OAuthClient
@@ -330,6 +333,26 @@ class TestTokenManager:
         assert token == stored.access_token
         assert stored.refresh_token != first.refresh_token
         assert len(emulator.records.refreshes) == 1
+
+    def test_log_events_of_refreshes_carry_no_token(self, emulator: Any, store: TokenStore) -> None:
+        """Checked on the raw event dicts, before any redaction: the manager never hands a token to the logger."""
+        first = signed_in(emulator, store)
+        manager = manager_for(emulator, store)
+        emulator.clock.advance(86400)
+        logs.configure("info", json=True, stream=io.StringIO())
+        with structlog.testing.capture_logs() as events:
+            manager.access_token("alice")
+            emulator.revoke(first.open_id)
+            emulator.clock.advance(86400)
+            with pytest.raises(AuthError):
+                manager.access_token("alice")
+
+        second = store.load("alice")
+        assert second is not None
+        assert [event["event"] for event in events] == ["token_refreshed", "token_refresh_refused"]
+        text = repr(events)
+        for secret in (first.access_token, first.refresh_token, second.access_token, second.refresh_token):
+            assert secret not in text
 
     def test_expiring_sign_ins_are_listed_and_warned_about(self, tmp_path: Path) -> None:
         store = TokenStore(tmp_path)

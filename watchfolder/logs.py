@@ -230,10 +230,11 @@ def _configure_stdlib(number: int, output: IO[str], shared: list[Any], renderer:
 def get_logger(**bound: Any) -> Any:
     """Return a structlog logger with ``bound`` context (``account=…``, ``item=…``).
 
-    If :func:`configure` has not run yet, configure the defaults first, so the redaction
-    processor is in place before any event can be written.
+    The logger is lazy: it follows the configuration current at each call, so a module-level
+    logger made at import time still obeys a later :func:`configure`. If nothing is configured
+    yet, configure the defaults first, so the redaction processor is in place before any event
+    can be written.
     """
     if not structlog.is_configured():
         configure()
-    return structlog.get_logger().bind(**bound)
-
+    return structlog.get_logger(**bound)

@@ -82,7 +82,7 @@ class TokenStore:
         self._ensure_directory()
         problems = []
         for path in [self.directory, *sorted(self.directory.glob("*.json"))]:
-            mode = stat.S_IMODE(os.lstat(path).st_mode)
+            mode = stat.S_IMODE(os.stat(path).st_mode)
             if mode & 0o077:
                 problems.append(f"{path} is readable by group/others (mode {mode:04o})")
         if problems:
