@@ -112,8 +112,7 @@ ANY_PORT = "http://127.0.0.1:*/callback/"
 
 def oauth_for(emulator: Any, api_base_url: str | None = None) -> OAuthClient:
     return OAuthClient(api_base_url=api_base_url or emulator.base_url, client_key=emulator.config.client_key,
-                       client_secret=emulator.config.client_secret, timeout=10,
-                       authorize_url=emulator.base_url + "/v2/auth/authorize/")
+                       client_secret=emulator.config.client_secret, timeout=10)
 
 
 def browser(url: str) -> None:

@@ -71,14 +71,24 @@ def test_authorize_url_uses_tiktoks_parameter_names() -> None:
     assert "scope=user.info.basic,video.upload" in url  # comma-separated, as TikTok documents it
 
 
-def test_the_authorize_url_can_point_at_an_emulator() -> None:
-    client = oauth.OAuthClient(api_base_url="http://127.0.0.1:9", client_key="k", client_secret="s",
-                               authorize_url="http://127.0.0.1:9/v2/auth/authorize/")
+def test_an_emulator_serves_its_own_consent_page() -> None:
+    """Pointing api_base_url at an emulator is enough for `auth login` to use the emulator's page."""
+    client = oauth.OAuthClient(api_base_url="http://127.0.0.1:9/", client_key="k", client_secret="s")
 
     url = client.authorize_url(redirect_uri="http://127.0.0.1:1/callback/", scopes=["a"], state="s",
                                code_challenge="c")
 
     assert url.startswith("http://127.0.0.1:9/v2/auth/authorize/?client_key=k&")
+
+
+def test_the_authorize_url_can_be_set_explicitly() -> None:
+    client = oauth.OAuthClient(api_base_url="https://open.tiktokapis.com", client_key="k", client_secret="s",
+                               authorize_url="https://login.example/authorize?x=1")
+
+    url = client.authorize_url(redirect_uri="http://127.0.0.1:1/callback/", scopes=["a"], state="s",
+                               code_challenge="c")
+
+    assert url.startswith("https://login.example/authorize?x=1&client_key=k&")
 
 
 # -- answers from a canned server: the shapes TikTok is known to send ------------------------------

@@ -22,6 +22,7 @@ from watchfolder.errors import AuthError, TikTokError
 from watchfolder.model import SCOPE_FOR_MODE, Action, Mode
 
 AUTHORIZE_URL = "https://www.tiktok.com/v2/auth/authorize/"
+API_BASE_URL = "https://open.tiktokapis.com"
 TOKEN_PATH = "/v2/oauth/token/"  # noqa: S105  (an endpoint path, not a password)
 REVOKE_PATH = "/v2/oauth/revoke/"
 USER_INFO_PATH = "/v2/user/info/"
@@ -92,7 +93,12 @@ def _error(code: str, message: str, *, log_id: str = "", http_status: int | None
 
 
 class OAuthClient:
-    """Talks to TikTok's OAuth endpoints (or the emulator's) with form-encoded requests."""
+    """Talks to TikTok's OAuth endpoints (or the emulator's) with form-encoded requests.
+
+    The consent page is TikTok's ``AUTHORIZE_URL`` for the real API; for any other
+    ``api_base_url`` (an emulator) it is ``{api_base_url}/v2/auth/authorize/`` unless
+    ``authorize_url`` says otherwise.
+    """
 
     def __init__(
         self,
@@ -107,7 +113,10 @@ class OAuthClient:
         self.client_key = client_key
         self._client_secret = client_secret
         self.timeout = timeout
-        self._authorize_endpoint = authorize_url or AUTHORIZE_URL
+        if authorize_url is None:
+            real = self.api_base_url == API_BASE_URL
+            authorize_url = AUTHORIZE_URL if real else self.api_base_url + "/v2/auth/authorize/"
+        self._authorize_endpoint = authorize_url
         self._session = requests.Session()
         self._session.headers["User-Agent"] = "watchfolder"
 
