@@ -27,32 +27,20 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from watchdog.events import (
-    DirAttribEvent,
-    DirCreatedEvent,
-    DirDeletedEvent,
-    DirModifiedEvent,
-    DirMovedEvent,
-    FileAttribEvent,
-    FileClosedEvent,
-    FileCreatedEvent,
-    FileDeletedEvent,
-    FileModifiedEvent,
-    FileMovedEvent,
-    FileSystemEvent,
-    FileSystemEventHandler,
-)
+from watchdog import events as wd
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingEmitter, PollingObserver
 
 from watchfolder import fsinfo
 from watchfolder.intake.ignore import is_ignored
 
-# Opened and closed-without-writing are left out on purpose: they are what our own reading (sniffing,
-# hashing, uploading) produces, and reporting them would wake intake for every file it reads.
-REPORTED_EVENTS: tuple[type[FileSystemEvent], ...] = (
-    FileCreatedEvent, DirCreatedEvent, FileModifiedEvent, DirModifiedEvent, FileMovedEvent, DirMovedEvent,
-    FileDeletedEvent, DirDeletedEvent, FileClosedEvent, FileAttribEvent, DirAttribEvent,
+# Left out on purpose: opened and closed-without-writing, which our own reading (sniffing, hashing,
+# uploading) produces and which would wake intake for every file it reads; and a folder's "modified",
+# which only echoes a change to an entry inside it that has an event of its own (and would turn a
+# .DS_Store written into a photo folder into an event for that folder).
+REPORTED_EVENTS: tuple[type[wd.FileSystemEvent], ...] = (
+    wd.FileCreatedEvent, wd.DirCreatedEvent, wd.FileModifiedEvent, wd.FileMovedEvent, wd.DirMovedEvent,
+    wd.FileDeletedEvent, wd.DirDeletedEvent, wd.FileClosedEvent, wd.FileAttribEvent, wd.DirAttribEvent,
 )
 
 MAX_BACKOFF = 60.0      # seconds between restart attempts, at most
@@ -115,7 +103,7 @@ def make_observer(method: str, poll_interval: float) -> BaseObserver:
     return LstatPollingObserver(timeout=poll_interval)
 
 
-class _InboxHandler(FileSystemEventHandler):
+class _InboxHandler(wd.FileSystemEventHandler):
     """Turns watchdog events under one inbox into WatchEvents. Runs on watchdog's dispatch thread."""
 
     def __init__(self, account: str, inbox: str, ignore_globs: Sequence[str],
@@ -127,24 +115,21 @@ class _InboxHandler(FileSystemEventHandler):
         self.post = post
         self.log = log
 
-    def dispatch(self, event: FileSystemEvent) -> None:
+    def dispatch(self, event: wd.FileSystemEvent) -> None:
         # An exception escaping here kills watchdog's dispatch thread, and with it every later event.
         try:
             if not isinstance(event, REPORTED_EVENTS):
                 return
-            self._report(event.src_path)
-            if event.dest_path:  # a move: the old name changed and the new name arrived
-                self._report(event.dest_path)
+            # For a move both count: the old name changed (it is gone) and the new name arrived.
+            for path in (event.src_path, event.dest_path) if event.dest_path else (event.src_path,):
+                name = self.top_level_name(path)
+                if name is not None:
+                    self.post(WatchEvent(self.account, name))
         except Exception:
             try:
                 self.log.exception("watch_event_failed", account=self.account)
             except Exception:  # noqa: S110 - a broken log sink must not kill the dispatch thread either
                 pass
-
-    def _report(self, path: str | bytes) -> None:
-        name = self.top_level_name(path)
-        if name is not None:
-            self.post(WatchEvent(self.account, name))
 
     def top_level_name(self, path: str | bytes) -> str | None:
         """Given an event path, return the top-level inbox entry it is under, or None to report nothing.
@@ -281,10 +266,10 @@ class Watcher:
                 return False
             advice = fsinfo.inotify_limit_advice(exc.errno, fsinfo.inotify_limits())
             # Sticky for this run: the limit is host-wide, and flapping between methods helps nobody.
-            slot.forced_polling = f"inotify could not watch it, so it is polled every {self._poll_interval:g} s"
+            slot.forced_polling = f"polled every {self._poll_interval:g} s because {advice}"
             self._log.warning("inotify_limit_reached", account=slot.account, path=slot.watch_path,
-                              message=f"{slot.forced_polling}: {advice}")
-            method, reason = "polling", f"{slot.forced_polling}: {advice}"
+                              message=slot.forced_polling)
+            method, reason = "polling", slot.forced_polling
             try:
                 observer = self._launch(slot, method)
             except OSError as again:
