@@ -63,7 +63,7 @@ class Emulator:
         if ":" in shown_host:
             shown_host = f"[{shown_host}]"
         self.base_url = f"http://{shown_host}:{bound_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
                                         name="tiktok-emulator", daemon=True)
         self._thread.start()
         return self.base_url

@@ -99,6 +99,9 @@ class RequestHandler(BaseHTTPRequestHandler):
     server_version = "TikTokEmulator/1.0"
     sys_version = ""
     timeout = 300  # an idle keep-alive connection is closed after this many seconds
+    # Headers and body go out in separate writes; without TCP_NODELAY, Nagle's algorithm and the
+    # client's delayed ACK add about 40 ms to every answer.
+    disable_nagle_algorithm = True
     server: EmulatorServer
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
@@ -164,16 +167,19 @@ class RequestHandler(BaseHTTPRequestHandler):
             return envelope({}, log_id, status=500, code="internal_error", message="emulator error")
 
     def finish_call(self, emu: Emulator, endpoint: str, answer: Response, owner: str | None) -> None:
-        """Write the answer (or drop the connection), then record the call."""
-        if answer.status == upload.DROP:
-            self.close_connection = True
-        else:
-            self.write(answer)
+        """Record the call, then write the answer (or drop the connection).
+
+        Recording first means a client that has its answer can already see the record.
+        """
         open_id = answer.open_id or owner
         emu.records.add_request(RequestRecord(endpoint, open_id, answer.status, answer.error_code,
                                               emu.clock.now(), answer.publish_id))
         if emu.config.verbose:
             sys.stderr.write(f"{self.command} {endpoint} {answer.status} {answer.error_code or 'ok'}\n")
+        if answer.status == upload.DROP:
+            self.close_connection = True
+        else:
+            self.write(answer)
 
     def read_body(self) -> bytes | None:
         """Return the whole request body, or None (and close after answering) if it cannot be read."""
