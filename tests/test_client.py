@@ -7,6 +7,7 @@ itself for the real protocol.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import http.server
 import json
@@ -766,3 +767,12 @@ def test_a_throttled_failed_or_lost_call_is_retried(shared_emu: Emulator, endpoi
     expected = {"429": "rate_limit_exceeded", "5xx": "internal_error", "drop": "network_error",
                 "slow": "network_error"}[kind]
     assert (error.code, error.action) == (expected, Action.RETRY)
+
+
+def test_the_tiktok_package_shares_no_code_with_the_emulator_that_judges_it() -> None:
+    """A bug shared by client and emulator (a chunk-plan slip, say) would pass every test above."""
+    for module in sorted(Path(client.__file__).parent.glob("*.py")):
+        tree = ast.parse(module.read_text(encoding="utf-8"))
+        imported = [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+        imported += [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+        assert [name for name in imported if "emulator" in name] == [], module.name

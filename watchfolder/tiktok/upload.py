@@ -153,9 +153,11 @@ class ChunkUploader:
         """The request broke off. The server may have answered before reading the whole body (an
         expired URL, say) and closed: its answer says more than our broken pipe, so read it if it
         is there. The connection is spent either way."""
+        if isinstance(exc, TimeoutError):
+            # A stalled server: waiting for an answer as well would double the timeout.
+            self._drop(key)
+            raise _network_error(host, exc) from None
         try:
-            if isinstance(exc, TimeoutError):
-                raise exc  # a stalled server: waiting for an answer would double the timeout
             response = connection.getresponse()
             body = response.read()
         except (OSError, http.client.HTTPException):
