@@ -181,3 +181,12 @@ def test_control_is_not_recorded_and_unknown_paths_are_404(emulator: Emulator, a
     assert requests.get(f"{emulator.base_url}/v2/nothing/", timeout=5).status_code == 404
     assert requests.get(f"{emulator.base_url}{PATHS['status']}", timeout=5).status_code == 405
     assert emulator.records.requests == []
+
+
+def test_request_records_keep_the_newest_when_capped(make_emulator: Any) -> None:
+    emu = make_emulator(max_request_records=3)
+    api = Api(emu.base_url or "", emu.add_user("alice").access_token)
+    for _ in range(4):
+        api.post("creator_info")
+    api.post("status", {"publish_id": "x"})
+    assert [r.endpoint for r in emu.records.requests] == ["creator_info", "creator_info", "status"]

@@ -165,3 +165,19 @@ def test_unaudited_app_has_at_most_5_posting_users_a_day(make_emulator: Callable
     assert users[0].direct_file(100).status_code == 200  # users already active may go on
     emu.clock.advance(DAY)
     assert users[5].direct_file(100).status_code == 200
+
+
+def test_pending_shares_can_count_drafts_held_rather_than_a_rolling_day(
+        make_emulator: Callable[..., Emulator]) -> None:
+    """The "held" reading: a draft stops counting once the creator posts it, and never ages out."""
+    emu = make_emulator(pending_share_mode="held", pending_share_cap=2, inbox_user_posts_after=3600)
+    api = creator(emu)
+    for _ in range(2):
+        answer = api.inbox_file(3000)
+        assert put_chunks(answer.json()["data"]["upload_url"], fake_video(3000), 3000) == [201]
+    assert error_of(api.inbox_file(100)) == (403, "spam_risk_too_many_pending_share")
+    emu.clock.advance(3600)  # the creator posts both drafts
+    assert api.inbox_file(100).status_code == 200
+    assert api.inbox_file(100).status_code == 200
+    emu.clock.advance(3 * DAY)  # never uploaded, so never posted: still held
+    assert error_of(api.inbox_file(100)) == (403, "spam_risk_too_many_pending_share")

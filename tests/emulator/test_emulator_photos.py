@@ -179,3 +179,21 @@ def test_content_init_rate_limit_and_token_errors(emulator: Emulator, api: Api, 
     assert error_of(api.post("content_init", photo_body([url]))) == (429, "rate_limit_exceeded")
     assert error_of(Api(emulator.base_url or "", None).post("content_init", photo_body([url]))) == \
         (401, "access_token_invalid")
+
+
+def test_photo_direct_post_and_the_active_user_cap(make_emulator: Callable[..., Emulator],
+                                                   media: MediaServer) -> None:
+    emu = make_emulator(verified_url_prefixes=[media.base_url + "/"], active_user_cap=1)
+    url = media.add("/a.jpg", fake_image())
+    first = Api(emu.base_url or "", emu.add_user("first").access_token)
+    second = Api(emu.base_url or "", emu.add_user("second").access_token)
+    assert first.post("content_init", photo_body([url])).status_code == 200
+    assert error_of(second.post("content_init", photo_body([url]))) == (403, "reached_active_user_cap")
+
+
+def test_png_can_be_allowed(make_emulator: Callable[..., Emulator], media: MediaServer) -> None:
+    emu = make_emulator(verified_url_prefixes=[media.base_url + "/"], photo_formats=["jpeg", "webp", "png"])
+    api = Api(emu.base_url or "", emu.add_user("alice").access_token)
+    url = media.add("/a.png", fake_image("png"))
+    publish_id = api.post("content_init", photo_body([url])).json()["data"]["publish_id"]
+    assert settled(api, publish_id)["status"] == "PUBLISH_COMPLETE"

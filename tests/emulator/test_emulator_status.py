@@ -175,3 +175,17 @@ def test_a_redirect_or_error_fails_the_pull(emulator: Emulator, api: Api, media:
     wait_for(lambda: api.status(publish_id)["status"] == "FAILED")
     assert api.status(publish_id)["fail_reason"] == "video_pull_failed"
     assert "/real.mp4" not in media.requests  # the redirect was not followed
+
+
+def test_cancel_rate_limit_is_configurable(make_emulator: Callable[..., Emulator]) -> None:
+    emu = make_emulator(cancel_per_minute=1)
+    api = Api(emu.base_url or "", emu.add_user("alice").access_token)
+    publish_id = api.inbox_file(100).json()["data"]["publish_id"]
+    assert error_of(api.post("cancel", {"publish_id": publish_id})) == (400, "publish_not_cancellable")
+    assert error_of(api.post("cancel", {"publish_id": publish_id})) == (429, "rate_limit_exceeded")
+
+
+def test_an_injected_5xx_on_init_creates_no_task(emulator: Emulator, api: Api) -> None:
+    emulator.faults.fail_next("video_init", kind="5xx", status=502)
+    assert api.direct_file(100).status_code == 502
+    assert emulator.records.publishes == []

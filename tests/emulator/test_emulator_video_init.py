@@ -257,3 +257,19 @@ def test_unknown_fields_are_ignored_or_refused_by_option(api: Api, make_emulator
     strict_api = Api(strict.base_url or "", strict.add_user("alice").access_token)
     answer = strict_api.direct_file(100, disable_comments=True)
     assert error_of(answer) == (400, "invalid_params") and "disable_comments" in answer.json()["error"]["message"]
+
+
+def test_inbox_post_info_can_be_refused(make_emulator: Callable[..., Emulator]) -> None:
+    emu = make_emulator(inbox_post_info="reject")
+    api = Api(emu.base_url or "", emu.add_user("alice").access_token)
+    assert error_of(api.post("inbox_init", {"post_info": {"title": "x"}, "source_info": source(100, 100, 1)})) == \
+        (400, "invalid_params")
+    assert api.inbox_file(100).status_code == 200
+
+
+@pytest.mark.parametrize(("data_on_error", "keys"), [(True, {"data", "error"}), (False, {"error"})])
+def test_refusals_carry_empty_data_or_none(make_emulator: Callable[..., Emulator], data_on_error: bool,
+                                           keys: set[str]) -> None:
+    emu = make_emulator(data_on_error=data_on_error)
+    answer = Api(emu.base_url or "", "act.x").post("creator_info")
+    assert answer.status_code == 401 and set(answer.json()) == keys

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from watchfolder.emulator import validate
 from watchfolder.emulator.accounts import AccessToken, User
-from watchfolder.emulator.envelope import ApiError, Response, envelope
-from watchfolder.emulator.publishes import FAILED, Publish, status_at, status_data
+from watchfolder.emulator.envelope import ApiError, Response, envelope, error_envelope
+from watchfolder.emulator.publishes import FAILED, PUBLISH_COMPLETE, Publish, status_at, status_data
 from watchfolder.emulator.request import Request
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def creator_info(emu: Emulator, req: Request) -> Response:
         refusal = direct_refusal(emu, user, emu.clock.now())
     if refusal:
         # Intentional: creator_info says "cannot post now" with HTTP 200 (reference §1.1).
-        return envelope({}, req.log_id, status=200, code=refusal[0], message=refusal[1], open_id=user.open_id)
+        return error_envelope(emu.config, req.log_id, 200, refusal[0], refusal[1], open_id=user.open_id)
     data = {
         "creator_avatar_url": f"https://p16-sign.tiktokcdn-us.com/emulator/{user.union_id}.jpeg",
         "creator_username": user.name,
@@ -96,12 +96,14 @@ def video_init(emu: Emulator, req: Request) -> Response:
 def inbox_init(emu: Emulator, req: Request) -> Response:
     """``POST /v2/post/publish/inbox/video/init/``: upload a video as a draft to the creator's inbox.
 
-    A ``post_info`` is not documented here; it is accepted, recorded and otherwise ignored.
+    A ``post_info`` is not documented here; it is recorded and otherwise ignored (``inbox_post_info``).
     """
     config = emu.config
     access = authorize(emu, req, "inbox_init", (UPLOAD_SCOPE,))
     body = validate.json_object(req.body, config)
     validate.check_known(body, ("post_info", "source_info"), "the request", config)
+    if "post_info" in body and config.inbox_post_info == "reject":
+        raise validate.bad(config, "post_info is not a field of inbox video init")
     post_info = validate.member(body, "post_info", config, required=False)
     source = validate.video_source(validate.member(body, "source_info", config), config)
     with emu.lock:
@@ -257,14 +259,24 @@ def check_direct(emu: Emulator, user: User, post_info: dict[str, Any], now: floa
 def check_inbox(emu: Emulator, user: User, now: float) -> None:
     """Raise the 403 an inbox (draft) init gets: a banned user, or the pending-share cap.
 
-    Pending shares are inbox inits of the last 24 h that did not end FAILED.
+    Pending shares are the user's inbox inits of the last 24 h that did not end FAILED; with
+    ``pending_share_mode="held"``, the drafts not FAILED and not yet posted, whatever their age.
     """
     if user.banned:
         raise ApiError(403, "spam_risk_user_banned_from_posting", "The user is banned from posting")
     cap = emu.config.pending_share_cap
-    pending = sum(1 for p in emu.publishes.values()
-                  if p.open_id == user.open_id and p.mode == "inbox" and p.created_at > now - DAY
-                  and status_at(p, now, emu.config)[0] != FAILED)
-    if cap and pending >= cap:
+    if not cap:
+        return
+    held = emu.config.pending_share_mode == "held"
+    pending = 0
+    for publish in emu.publishes.values():
+        if publish.open_id != user.open_id or publish.mode != "inbox":
+            continue
+        status = status_at(publish, now, emu.config)[0]
+        if held:
+            pending += status not in (FAILED, PUBLISH_COMPLETE)
+        else:
+            pending += publish.created_at > now - DAY and status != FAILED
+    if pending >= cap:
         raise ApiError(403, "spam_risk_too_many_pending_share",
                        "The user has too many pending shares in the last 24 hours")

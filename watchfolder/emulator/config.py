@@ -40,6 +40,7 @@ class EmulatorConfig:
 
     # Business caps, all over a rolling 24 h on the emulator's clock (0 = unlimited).
     pending_share_cap: int = 5
+    pending_share_mode: str = "rolling_24h"  # UNCONFIRMED: "rolling_24h" | "held" (drafts not yet posted)
     direct_post_daily_cap: int = 15
     active_user_cap: int = 0
     unaudited: bool = False
@@ -83,12 +84,18 @@ class EmulatorConfig:
     max_photo_bytes: int = 20_000_000
     pull_timeout_seconds: float = 30.0
 
-    # Request strictness.
+    # Request strictness and answer shapes.
     invalid_param_code: str = "invalid_params"
+    data_on_error: bool = True  # UNCONFIRMED: refusals carry "data": {} (False: no data key)
+    inbox_post_info: str = "ignore"  # UNCONFIRMED: "ignore" | "reject" a post_info on inbox video init
+    photo_formats: list[str] = field(default_factory=lambda: ["jpeg", "webp"])  # UNCONFIRMED: add "png"?
     require_brand_toggles: bool = False  # UNCONFIRMED: a missing toggle counts as false
     branded_self_only: str = "accept"  # UNCONFIRMED: "accept" | "reject" (invalid_params)
     reject_unknown_fields: bool = False  # UNCONFIRMED: unknown post_info/source_info keys are ignored
 
+    # Records: the newest this many requests and refreshes are kept (0 = all), so a long benchmark or a
+    # demo left running does not grow without bound.
+    max_request_records: int = 100_000
     verbose: bool = False
 
     def __post_init__(self) -> None:
@@ -113,6 +120,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "rotated_refresh_reuse": ("reject", "revoke_family"),
     "revoke_unknown_token": ("ok", "error"),
     "resend_last_chunk": ("reject", "accept"),
+    "pending_share_mode": ("rolling_24h", "held"),
+    "inbox_post_info": ("ignore", "reject"),
     "branded_self_only": ("accept", "reject"),
     "invalid_param_code": ("invalid_params", "invalid_param"),
     "unaudited_privacy_error": ("unaudited_client_can_only_post_to_private_accounts",
@@ -122,7 +131,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 _NON_NEGATIVE = (
     "init_per_minute", "creator_info_per_minute", "status_per_minute", "cancel_per_minute",
     "user_info_per_minute", "pending_share_cap", "direct_post_daily_cap", "active_user_cap",
-    "unaudited_user_cap", "processing_seconds", "moderation_seconds",
+    "unaudited_user_cap", "processing_seconds", "moderation_seconds", "max_request_records",
 )
 _POSITIVE = (
     "access_ttl", "refresh_ttl", "auth_code_ttl", "upload_url_ttl", "min_chunk_bytes", "max_chunk_bytes",
@@ -139,6 +148,9 @@ def _check_values(config: EmulatorConfig) -> list[str]:
             problems.append(f"{name} must be one of {', '.join(allowed)}, got {getattr(config, name)!r}")
     problems += [f"{name} must be >= 0" for name in _NON_NEGATIVE if getattr(config, name) < 0]
     problems += [f"{name} must be > 0" for name in _POSITIVE if getattr(config, name) <= 0]
+    unknown_formats = set(config.photo_formats) - {"jpeg", "webp", "png"}
+    if unknown_formats:
+        problems.append(f"photo_formats may hold jpeg, webp and png, not {', '.join(sorted(unknown_formats))}")
     if config.min_chunk_bytes > config.max_chunk_bytes:
         problems.append("min_chunk_bytes must not exceed max_chunk_bytes")
     if config.inbox_user_posts_after is not None and config.inbox_user_posts_after < 0:

@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from watchfolder.emulator.config import EmulatorConfig
+
 JSON_TYPE = "application/json; charset=UTF-8"
 
 # The endpoints that answer with the flat OAuth shape rather than the envelope.
@@ -126,6 +128,14 @@ def envelope(data: dict[str, Any] | None, log_id: str, *, status: int = 200, cod
     payload["error"] = {"code": code, "message": message, "log_id": log_id}
     return json_response(status, payload, log_id, error_code=None if code == "ok" else code,
                          open_id=open_id, publish_id=publish_id)
+
+
+def error_envelope(config: EmulatorConfig, log_id: str, status: int, code: str, message: str,
+                   **extra: Any) -> Response:
+    """Return an envelope that refuses: ``data`` is ``{}``, or left out when ``config.data_on_error`` is
+    false (recorded real refusals show both)."""
+    return envelope({} if config.data_on_error else None, log_id, status=status, code=code, message=message,
+                    **extra)
 
 
 def oauth_error(error: str, description: str, log_id: str, http_status: int) -> Response:

@@ -24,11 +24,13 @@ def video_container(head: bytes) -> str | None:
 
 
 def image_format(head: bytes) -> str | None:
-    """Given the first bytes of an image, return "jpeg" or "webp", or None (PNG and the rest are refused)."""
+    """Given the first bytes of an image, return "jpeg", "webp" or "png", or None for anything else."""
     if head.startswith(b"\xff\xd8\xff"):
         return "jpeg"
     if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "webp"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
     return None
 
 

@@ -101,7 +101,8 @@ def pull_photos(emu: Emulator, publish: Publish) -> str | None:
               too_big="picture_size_check_failed")
         with emu.lock:
             publish.photo_sha256s[index] = sink.hasher.hexdigest()
-        if emu.config.check_content and problem is None and media.image_format(sink.head) is None:
+        accepted = media.image_format(sink.head) in emu.config.photo_formats
+        if emu.config.check_content and problem is None and not accepted:
             problem = "file_format_check_failed"
     return problem
 

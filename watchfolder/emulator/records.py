@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -80,8 +81,9 @@ class Records:
         self._now = now
         self._config = config
         self._lock = lock
-        self._requests: list[RequestRecord] = []
-        self._refreshes: list[RefreshRecord] = []
+        keep = config.max_request_records or None
+        self._requests: deque[RequestRecord] = deque(maxlen=keep)
+        self._refreshes: deque[RefreshRecord] = deque(maxlen=keep)
 
     def add_request(self, record: RequestRecord) -> None:
         with self._lock:
@@ -93,7 +95,8 @@ class Records:
 
     @property
     def requests(self) -> list[RequestRecord]:
-        """Every request so far except the control endpoint's, oldest first."""
+        """Every request so far (the newest ``max_request_records``) except the control endpoint's,
+        oldest first."""
         with self._lock:
             return list(self._requests)
 

@@ -20,7 +20,7 @@ from watchfolder.emulator.envelope import (
     OAUTH_ENDPOINTS,
     ApiError,
     Response,
-    envelope,
+    error_envelope,
     new_log_id,
     oauth_error,
     status_for,
@@ -132,8 +132,9 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.read_body()
             status = 405 if path in KNOWN_PATHS or path in UPLOAD_PATHS else 404
             log_id = new_log_id(emu.clock.now())
-            self.write(envelope({}, log_id, status=status, code="invalid_params" if status == 405 else "not_found",
-                                message=f"{self.command} {path} is not an endpoint of this API"))
+            code = "invalid_params" if status == 405 else "not_found"
+            self.write(error_envelope(emu.config, log_id, status, code,
+                                      f"{self.command} {path} is not an endpoint of this API"))
             return
         log_id = new_log_id(emu.clock.now())
         owner = emu.token_owner(self.headers.get("Authorization"))
@@ -161,10 +162,10 @@ class RequestHandler(BaseHTTPRequestHandler):
         try:
             return handler(emu, request)
         except ApiError as error:
-            return envelope({}, log_id, status=error.http_status, code=error.code, message=error.message)
+            return error_envelope(emu.config, log_id, error.http_status, error.code, error.message)
         except Exception:
             traceback.print_exc(file=sys.stderr)  # an emulator bug: say so loudly, answer like TikTok's 5xx
-            return envelope({}, log_id, status=500, code="internal_error", message="emulator error")
+            return error_envelope(emu.config, log_id, 500, "internal_error", "emulator error")
 
     def finish_call(self, emu: Emulator, endpoint: str, answer: Response, owner: str | None) -> None:
         """Record the call, then write the answer (or drop the connection).
@@ -224,11 +225,11 @@ def fault_answer(emu: Emulator, endpoint: str, fault: Fault, log_id: str, query:
         return oauth_error("rate_limit_exceeded" if status == 429 else "server_error", "injected fault", log_id,
                            status)
     if fault.kind == "429":
-        return envelope({}, log_id, status=429, code="rate_limit_exceeded",
-                        message="The API rate limit was exceeded. Please try again later.")
+        return error_envelope(emu.config, log_id, 429, "rate_limit_exceeded",
+                              "The API rate limit was exceeded. Please try again later.")
     if fault.kind == "5xx":
-        return envelope({}, log_id, status=fault.status, code="internal_error",
-                        message="Something went wrong. Please try again later.")
+        return error_envelope(emu.config, log_id, fault.status, "internal_error",
+                              "Something went wrong. Please try again later.")
     assert fault.error_code is not None
-    return envelope({}, log_id, status=status_for(endpoint, fault.error_code), code=fault.error_code,
-                    message="injected fault")
+    return error_envelope(emu.config, log_id, status_for(endpoint, fault.error_code), fault.error_code,
+                          "injected fault")
