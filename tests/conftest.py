@@ -10,6 +10,7 @@ import pytest
 
 from tests.harness import Rig
 from watchfolder import logs
+from watchfolder.emulator.clock import OffsetClock
 from watchfolder.emulator.testing import running_emulator
 
 
@@ -22,7 +23,8 @@ def _quiet_logs() -> Iterator[None]:
 
 @pytest.fixture
 def emulator() -> Iterator[Any]:
-    with running_emulator(processing_seconds=0, require_https_urls=False) as emu:
+    """The emulator on real time plus an offset the test may advance; the daemon reads the same clock."""
+    with running_emulator(clock=OffsetClock(), processing_seconds=0, require_https_urls=False) as emu:
         yield emu
 
 

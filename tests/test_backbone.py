@@ -22,7 +22,8 @@ def inits(emulator) -> list:
 
 
 def test_three_videos_reach_done_with_sidecars_and_exact_bytes(make_rig, tmp_path):
-    rig = make_rig()
+    # 6,000,000-byte chunks: the 12 MB file goes in two (with 10,000,000 TikTok's floor rule makes it one).
+    rig = make_rig(overrides={"upload.chunk_size": 6_000_000})
     sources = {}
     for name, size in (("a.mp4", 300_000), ("b.mov", 1_500_000), ("big.mp4", 12_000_000)):
         path = tmp_path / name
