@@ -125,6 +125,18 @@ def test_fingerprint_of_a_file_is_its_lstat(tmp_path: Path) -> None:
     assert fingerprint(tmp_path / "missing.mp4") is None
 
 
+def test_a_real_slow_writer_stays_waiting_until_it_is_quiet(tmp_path: Path) -> None:
+    path = tmp_path / "slow.mp4"
+    settler = Settler(10)
+    with open(path, "wb") as handle:
+        for second in range(30):  # one write every (simulated) second for half a minute
+            handle.write(b"x" * 4096)
+            handle.flush()
+            assert settler.observe("slow.mp4", fingerprint(path), float(second)).waiting
+    assert settler.observe("slow.mp4", fingerprint(path), 30.0).waiting, "quiet for 1 s only"
+    assert settler.observe("slow.mp4", fingerprint(path), 39.0) == SETTLED
+
+
 def test_write_close_reopen_write_is_seen_as_a_change(tmp_path: Path) -> None:
     path = tmp_path / "scan.mp4"
     path.write_bytes(b"part one")

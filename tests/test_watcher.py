@@ -4,6 +4,7 @@ it survives inboxes that are missing, vanish, get replaced, and observers that d
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import queue
 import shutil
@@ -34,7 +35,9 @@ class Harness:
         self.inbox = root / "alice" / "inbox"
         self.events: queue.Queue[WatchEvent] = events if events is not None else queue.Queue()
         self.logs = LogCapture()
-        log = structlog.wrap_logger(structlog.ReturnLogger(), processors=[self.logs])
+        # Its own wrapper class: whatever level the suite configured globally, every line is captured.
+        log = structlog.wrap_logger(structlog.ReturnLogger(), processors=[self.logs],
+                                    wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
         options.setdefault("poll_interval", POLL)
         self.watcher = Watcher({"alice": self.inbox}, self.events, observer=method, log=log, **options)
 

@@ -75,23 +75,29 @@ class InboxHealth:
 
 
 class LstatPollingObserver(PollingObserver):
-    """watchdog's PollingObserver, taking its snapshots with ``lstat``.
+    """watchdog's PollingObserver, taking its snapshots with ``lstat`` and skipping ignored names.
 
     The stock one uses ``stat``, which follows a symlink in the inbox: a link to ``/`` would make every
-    poll walk the whole machine, and a link loop would recurse until the emitter dies. Links are
-    never followed anywhere else in intake either.
+    poll walk the whole machine, and a link loop would recurse until the emitter dies. Skipping junk
+    folders (``@eaDir``, ``#recycle``) spares a stat of every file in them on every poll of a share.
     """
 
-    def __init__(self, *, timeout: float) -> None:
-        emitter = partial(PollingEmitter, stat=os.lstat)
+    def __init__(self, *, timeout: float, ignore_globs: Sequence[str] = ()) -> None:
+        globs = tuple(ignore_globs)
+
+        def listdir(path: str | None) -> list[os.DirEntry[str]]:
+            with os.scandir(path) as listing:
+                return [entry for entry in listing if not is_ignored(entry.name, globs)]
+
+        emitter = partial(PollingEmitter, stat=os.lstat, listdir=listdir)
         BaseObserver.__init__(self, emitter, timeout=timeout)  # type: ignore[arg-type]
 
 
 ObserverFactory = Callable[[str, float], BaseObserver]
 
 
-def make_observer(method: str, poll_interval: float) -> BaseObserver:
-    """Given "inotify" or "polling" and the poll interval, return a new, unstarted observer.
+def make_observer(method: str, poll_interval: float, ignore_globs: Sequence[str] = ()) -> BaseObserver:
+    """Given "inotify" or "polling", the poll interval and the ignore globs, return a new, unstarted observer.
 
     Raise OSError (EMFILE) when no inotify instance can be created; ENOSPC for the watches
     themselves surfaces later, from ``start()``.
@@ -100,7 +106,7 @@ def make_observer(method: str, poll_interval: float) -> BaseObserver:
         from watchdog.observers.inotify import InotifyObserver  # Linux only, so imported on demand
 
         return InotifyObserver()
-    return LstatPollingObserver(timeout=poll_interval)
+    return LstatPollingObserver(timeout=poll_interval, ignore_globs=ignore_globs)
 
 
 class _InboxHandler(wd.FileSystemEventHandler):
@@ -172,12 +178,13 @@ class Watcher:
     def __init__(self, inboxes: Mapping[str, Path], events: queue.Queue[WatchEvent], *,
                  observer: str = "auto", poll_interval: float = 5.0, rescan_seconds: float = 300.0,
                  ignore_globs: Sequence[str] = (), mounts: Sequence[fsinfo.Mount] | None = None,
-                 log: Any = None, observer_factory: ObserverFactory = make_observer) -> None:
+                 log: Any = None, observer_factory: ObserverFactory | None = None) -> None:
         """Given account → inbox folder, the queue to fill and the ``watch:`` settings, return an idle watcher.
 
         ``mounts`` fixes the mount table (tests); by default it is read again at every observer start,
         so a share mounted later is recognised. ``observer_factory(method, poll_interval)`` makes the
-        unstarted observers (a seam for tests). Raise ValueError for an unknown ``observer`` value.
+        unstarted observers (a seam for tests; default ``make_observer`` with the ignore globs).
+        Raise ValueError for an unknown ``observer`` value.
         """
         if observer not in fsinfo.OBSERVER_CHOICES:
             raise ValueError(f"observer must be one of {', '.join(fsinfo.OBSERVER_CHOICES)}, got {observer!r}")
@@ -188,7 +195,7 @@ class Watcher:
         self._ignore_globs = tuple(ignore_globs)
         self._mounts = list(mounts) if mounts is not None else None
         self._log = log if log is not None else structlog.get_logger("watchfolder.watcher")
-        self._factory = observer_factory
+        self._factory = observer_factory or partial(make_observer, ignore_globs=self._ignore_globs)
         self._lock = threading.RLock()  # health() may be called from the metrics thread
         self._slots: dict[str, _Slot] = {}
         self._handlers: dict[str, _InboxHandler] = {}
