@@ -312,3 +312,25 @@ class TestLogout:
 
     def test_an_account_without_tokens(self, emulator: Any, store: TokenStore) -> None:
         assert authflow.logout(oauth=oauth_for(emulator), store=store, account="alice") is False
+
+
+class TestRealTerminalInput:
+    def test_a_redirect_address_pasted_through_a_pipe(self, emulator: Any, store: TokenStore) -> None:
+        """stdin with a real file descriptor (a terminal or a pipe); the address arrives in two pieces."""
+        emulator.add_user("alice", scopes=("user.info.basic", "video.upload"))
+        read_end, write_end = os.pipe()
+
+        def elsewhere(url: str) -> None:
+            location = requests.get(url, allow_redirects=False, timeout=10).headers["Location"]
+            half = len(location) // 2  # arrives in two pieces, as a slow paste may
+            os.write(write_end, location[:half].encode())
+            os.write(write_end, location[half:].encode() + b"\n")
+
+        with os.fdopen(read_end) as stdin:
+            try:
+                tokens = login(emulator, store, io.StringIO(), paste=True, stdin=stdin, open_browser=elsewhere,
+                               redirect_uri="http://127.0.0.1:8765/callback/")
+            finally:
+                os.close(write_end)
+
+        assert store.load("alice") == tokens
