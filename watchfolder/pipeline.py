@@ -157,7 +157,6 @@ class Pipeline:
         raise StoreError(f"item {item.id} is {item.state}: nothing to advance")
 
     def _init(self, item: Item, account: AccountSettings, log: Any) -> Item:
-        now = self.clock()
         if item.init_started_at is not None:
             # The one ambiguous case: an init went out and its answer was never recorded.
             item = self._orphan(item, "an init was sent but its answer was lost (crash or timeout); "

@@ -17,6 +17,7 @@ from typing import Any
 
 from watchfolder import finish, logs, statelock
 from watchfolder.config import Settings
+from watchfolder.errors import WatchfolderError
 from watchfolder.intake.intake import Intake
 from watchfolder.intake.watcher import Watcher, WatchEvent
 from watchfolder.mediahost import MediaHost
@@ -30,11 +31,11 @@ from watchfolder.tiktok.client import TikTokClient
 from watchfolder.tiktok.oauth import OAuthClient
 from watchfolder.tiktok.upload import ChunkUploader
 from watchfolder.tokens import TokenManager, TokenStore
-from watchfolder.errors import WatchfolderError
 
 LOOP_SECONDS = 0.25        # the main loop's longest sleep when nothing is due
 FINISH_RETRY_SECONDS = 30  # how often a move that failed on a disk error is tried again
 RUNTIME_SECONDS = 2.0      # how often the daemon publishes its live state for `status`
+EXPIRY_CHECK_SECONDS = 6 * 3600   # how often refresh-token expiry is checked (and warned about)
 MAX_WORKERS = 4
 
 
@@ -59,6 +60,7 @@ class Daemon:
         self.mediahost: MediaHost | None = None
         self.token_store = TokenStore(settings.state_dir)
         self.tokens: TokenManager | None = None
+        self.expiry_warnings: list[str] = []
 
     # ---- start and stop ------------------------------------------------------------------------
 
@@ -130,7 +132,7 @@ class Daemon:
             hook.on_ready(self)
         pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(self.settings.accounts)),
                                                      thread_name_prefix="upload")
-        last_finish = last_runtime = 0.0
+        last_finish = last_runtime = last_expiry = 0.0
         try:
             while not self.stop.is_set():
                 now = self.clock()
@@ -148,6 +150,9 @@ class Daemon:
                     self.publish_runtime(now)
                     if self.mediahost is not None:
                         self.mediahost.sweep(now)
+                if now - last_expiry >= EXPIRY_CHECK_SECONDS:
+                    last_expiry = now
+                    self.expiry_warnings = self.check_expiry()
                 for hook in self.hooks:
                     hook.on_tick(self, now)
                 self.stop.wait(self._sleep_for(now))
@@ -159,6 +164,15 @@ class Daemon:
             self.close()
         self.log.info("daemon_stopped")
         return 0
+
+    def check_expiry(self) -> list[str]:
+        """Log (and return) a warning for each refresh token expiring within tiktok.refresh_warn_days."""
+        assert self.tokens is not None
+        try:
+            return self.tokens.expiry_warnings(self.settings.tiktok.refresh_warn_days * 86400)
+        except WatchfolderError as exc:
+            self.log.warning("token_expiry_check_failed", error=str(exc))
+            return []
 
     def intake_recorded_failures(self) -> bool:
         """True when intake refused something since the last finish pass (move it to failed/ at once)."""
@@ -228,8 +242,9 @@ class Daemon:
         pacer = Pacer(store, {"init": settings.tiktok.init_per_minute, "status": settings.tiktok.status_per_minute,
                               "creator_info": settings.tiktok.creator_info_per_minute}, self.clock, self.stop)
         assert self.tokens is not None
+        timeout = settings.tiktok.timeout_seconds
         publisher = Publisher(settings=settings, tokens=self.tokens, token_store=self.token_store,
-                              client=TikTokClient(settings.tiktok.api_base_url, timeout=settings.tiktok.timeout_seconds),
+                              client=TikTokClient(settings.tiktok.api_base_url, timeout=timeout),
                               uploader=ChunkUploader(timeout=settings.tiktok.timeout_seconds), pacer=pacer,
                               mediahost=self.mediahost, clock=self.clock)
         pipeline = Pipeline(settings=settings, store=store, publisher=publisher, pacer=pacer, clock=self.clock,

@@ -84,7 +84,7 @@ def main(settings: Settings, args: argparse.Namespace, *, now: float | None = No
                        stdout=sys.stdout, open_browser=browser)
         return 0
     if action == "logout":
-        removed = authflow.logout(oauth=_oauth(settings), store=store, account=account.name)
+        removed = authflow.logout(oauth=_oauth(settings), store=store, account=account.name, stdout=sys.stdout)
         print(f"{account.name}: signed out" if removed else f"{account.name}: was not signed in")
         return 0
     raise UsageError(f"watchfolder auth: unknown action {action}")
