@@ -104,12 +104,12 @@ class RequestHandler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: EmulatorServer
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         self.dispatch()
 
-    do_POST = do_PUT = do_DELETE = do_PATCH = do_GET  # noqa: N815
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_GET
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's signature
+    def log_message(self, format: str, *args: Any) -> None:  # the base class's signature
         """Silence http.server's own per-request log; ``verbose`` prints our one line instead."""
 
     def dispatch(self) -> None:
@@ -143,7 +143,11 @@ class RequestHandler(BaseHTTPRequestHandler):
             time.sleep(fault.delay)  # real time on purpose: the client's timeout is what is under test
             fault = None
         if handler is None:
-            answer = upload.handle_put(emu, query, self.headers, self.rfile, fault)
+            try:
+                answer = upload.handle_put(emu, query, self.headers, self.rfile, fault)
+            except Exception:
+                traceback.print_exc(file=sys.stderr)  # an emulator bug: say so loudly, answer 500
+                answer = Response(500, close=True, error_code="internal_error")
         else:
             answer = self.answer(emu, endpoint, handler, path, query, log_id, fault)
         self.finish_call(emu, endpoint, answer, owner)

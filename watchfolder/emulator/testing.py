@@ -84,7 +84,7 @@ class MediaServer:
         media = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:  # http.server's naming
                 media.requests.append(self.path)
                 if self.path in media.redirects:
                     self.send_response(302)
@@ -102,7 +102,7 @@ class MediaServer:
                 media.gate.wait(30)
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
