@@ -15,7 +15,7 @@ ENDPOINTS = (
     "creator_info", "video_init", "inbox_init", "content_init", "status", "cancel", "upload",
     "token", "revoke", "user_info", "authorize",
 )
-KINDS = ("5xx", "429", "drop", "slow", "error")
+KINDS = ("5xx", "429", "drop", "drop_after", "slow", "error")
 FAIL_REASONS = frozenset({
     "file_format_check_failed", "duration_check_failed", "frame_rate_check_failed",
     "picture_size_check_failed", "internal", "video_pull_failed", "photo_pull_failed", "publish_cancelled",
@@ -29,7 +29,9 @@ class Fault:
     """One planned failure of one call.
 
     kind "5xx": answer ``status`` (500 unless given); "429": rate_limit_exceeded; "drop": close the
-    connection without an answer; "slow": sleep ``delay`` real seconds, then answer normally;
+    connection without an answer; "drop_after": carry the call out, then close the connection without
+    its answer (the client cannot know it succeeded); "slow": sleep ``delay`` real seconds, then answer
+    normally;
     "error": answer with TikTok error ``error_code`` and the HTTP status documented for it.
     """
 

@@ -23,7 +23,9 @@ class RequestRecord:
 
     ``error_code`` is None on success; for the chunk PUT it is a short reason of the emulator's own
     (``range_not_satisfiable``, ``upload_url_expired``, …) since TikTok's upload host sends no envelope.
-    ``http_status`` is 0 when the connection was dropped on purpose.
+    ``http_status`` is 0 when the connection was dropped on purpose. ``content_range`` is the chunk
+    PUT's ``Content-Range`` header as sent (None for other endpoints), so a test can tell which bytes
+    each PUT carried, refused ones included.
     """
 
     endpoint: str
@@ -32,6 +34,7 @@ class RequestRecord:
     error_code: str | None
     at: float
     publish_id: str | None = None
+    content_range: str | None = None
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ Nothing is logged per request unless the config says ``verbose``: the emulator i
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import sys
 import threading
@@ -142,6 +143,9 @@ class RequestHandler(BaseHTTPRequestHandler):
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay)  # real time on purpose: the client's timeout is what is under test
             fault = None
+        drop_after = fault is not None and fault.kind == "drop_after"
+        if drop_after:
+            fault = None  # the call is carried out; only its answer is lost
         if handler is None:
             try:
                 answer = upload.handle_put(emu, query, self.headers, self.rfile, fault)
@@ -150,6 +154,8 @@ class RequestHandler(BaseHTTPRequestHandler):
                 answer = Response(500, close=True, error_code="internal_error")
         else:
             answer = self.answer(emu, endpoint, handler, path, query, log_id, fault)
+        if drop_after:
+            answer = dataclasses.replace(answer, status=upload.DROP, error_code=answer.error_code or "answer_dropped")
         self.finish_call(emu, endpoint, answer, owner)
 
     def answer(self, emu: Emulator, endpoint: str, handler: Handler, path: str, query: dict[str, list[str]],
@@ -177,8 +183,9 @@ class RequestHandler(BaseHTTPRequestHandler):
         Recording first means a client that has its answer can already see the record.
         """
         open_id = answer.open_id or owner
+        content_range = self.headers.get("Content-Range") if endpoint == "upload" else None
         emu.records.add_request(RequestRecord(endpoint, open_id, answer.status, answer.error_code,
-                                              emu.clock.now(), answer.publish_id))
+                                              emu.clock.now(), answer.publish_id, content_range))
         if emu.config.verbose:
             sys.stderr.write(f"{self.command} {endpoint} {answer.status} {answer.error_code or 'ok'}\n")
         if answer.status == upload.DROP:
