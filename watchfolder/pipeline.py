@@ -110,14 +110,16 @@ class Pipeline:
         try:
             entry = entries.classify(self.folder(item, "inbox"), item.account, item.name, self.settings.watch.ignore)
             post = resolve_post_settings(account.defaults, self.folder(item, "inbox"), entry, Kind(item.kind),
-                                         str(account.mode))
+                                         str(account.mode), ignore_globs=self.settings.watch.ignore)
         except MediaError as exc:
             return self._fail(item, exc.code, exc.message, log)
         settings_name = post.source_file if entry.kind != "photo_set" else None
         from watchfolder import postsettings
 
+        # Settings are read again here, so an edit made while the item waited (publish_at too) counts.
         item = self.store.update(item.id, now=self.clock(), settings_name=settings_name,
-                                 post_info=postsettings.as_dict(post))
+                                 post_info=postsettings.as_dict(post),
+                                 publish_at=post.publish_at.timestamp() if post.publish_at else None)
         if item.publish_at and item.publish_at > self.clock():
             return self.store.transition(item.id, item.state, State.WAITING, now=self.clock(),
                                          next_attempt_at=item.publish_at, wait_reason="publish_at")
@@ -239,6 +241,8 @@ class Pipeline:
             item = self.store.update(item.id, now=self.clock(), **fields)
             raise TikTokError(reason, f"TikTok's processing failed: {reason}", action=policy.action,
                               advice=policy.advice)
+        if item.upload_url is None and status.downloaded_bytes is not None:
+            fields["uploaded_bytes"] = status.downloaded_bytes  # a pull's progress, for `status`
         final = {"SEND_TO_USER_INBOX", "PUBLISH_COMPLETE"} if Mode(account.mode) is Mode.INBOX \
             else {"PUBLISH_COMPLETE"}
         if status.status in final:
@@ -303,7 +307,7 @@ class Pipeline:
         attempts = item.attempts + 1
         if attempts >= self.retry_policy.max_attempts:
             return self._fail(item, "gave_up", f"gave up after {attempts} attempts: {why}", log, attempts=attempts)
-        self.publisher.release(item)
+        self.publisher.abandon(item, log)
         return self.store.update(item.id, now=self.clock(), publish_id=None, upload_url=None,
                                  upload_expires_at=None, uploaded_bytes=0, init_started_at=None,
                                  attempts=attempts, staged="[]")
@@ -337,7 +341,7 @@ class Pipeline:
 
     def _fail(self, item: Item, code: str, message: str, log: Any, *, log_id: str = "", **fields: Any) -> Item:
         log.warning("item_failed", code=code, reason=message)
-        self.publisher.release(item)
+        self.publisher.abandon(item, log)  # a pull TikTok is still running is cancelled
         return self.store.transition(item.id, item.state, State.FAILED, now=self.clock(), detail=code,
                                      error_code=code, error_message=message, error_log_id=log_id, **fields)
 

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from watchfolder import postsettings
+from watchfolder import convert, postsettings
 from watchfolder.config import AccountSettings, Settings
-from watchfolder.errors import TikTokError
+from watchfolder.errors import AuthError, MediaError, TikTokError
 from watchfolder.intake import entries, media
-from watchfolder.mediahost import MediaHost
+from watchfolder.mediahost import MediaHost, Staged
 from watchfolder.model import Action, Item, Kind, Mode, VideoSource
 from watchfolder.pacing import Pacer
 from watchfolder.tiktok import chunks
@@ -25,6 +25,7 @@ from watchfolder.tokens import TokenManager, TokenStore
 
 UPLOAD_URL_LIFETIME = 3600.0   # TikTok: an upload_url is valid for one hour …
 UPLOAD_URL_MARGIN = 120.0      # … and we stop trusting it a little before that
+FINAL_STATUSES = frozenset({"SEND_TO_USER_INBOX", "PUBLISH_COMPLETE", "FAILED"})  # nothing left to cancel
 
 
 class Publisher:
@@ -104,22 +105,8 @@ class Publisher:
         mode = Mode(account.mode)
         post = self.post_settings(item)
         now = self.clock()
-        if Kind(item.kind) is Kind.PHOTO:
-            staged = self._stage_photos(item, now)
-            result = self.client.init_photos(
-                token, post_mode="DIRECT_POST" if mode is Mode.DIRECT else "MEDIA_UPLOAD",
-                post_info=postsettings.photo_post_info(post, mode), photo_urls=[s.url for s in staged],
-                cover_index=post.photo_cover_index or 0)
-            return {"publish_id": result.publish_id, "upload_url": None, "staged": [s.name for s in staged]}
-        if VideoSource(account.video_source) is VideoSource.PULL_FROM_URL:
-            staged = [self._host().stage(self.path_of(item), now=now)]
-            url = staged[0].url
-            if mode is Mode.DIRECT:
-                result = self.client.init_direct_video(token, post_info=postsettings.video_post_info(post, mode),
-                                                       video_url=url)
-            else:
-                result = self.client.init_inbox_video(token, video_url=url)
-            return {"publish_id": result.publish_id, "upload_url": None, "staged": [s.name for s in staged]}
+        if Kind(item.kind) is Kind.PHOTO or VideoSource(account.video_source) is VideoSource.PULL_FROM_URL:
+            return self._init_pulled(item, token, mode, post, now)
         plan = chunks.plan(item.size, self.settings.upload.chunk_size)
         if mode is Mode.DIRECT:
             result = self.client.init_direct_video(token, post_info=postsettings.video_post_info(post, mode),
@@ -130,6 +117,34 @@ class Publisher:
                 "upload_expires_at": now + UPLOAD_URL_LIFETIME - UPLOAD_URL_MARGIN,
                 "chunk_size": plan.chunk_size, "chunk_count": plan.count}
 
+    def _init_pulled(self, item: Item, token: str, mode: Mode, post: postsettings.PostSettings,
+                     now: float) -> dict[str, Any]:
+        """Stage the item's media on the media host and send the PULL_FROM_URL init (photos, or a video
+        of a pull_from_url account); return the fields to commit. A refused init releases what it staged."""
+        try:
+            staged = self._stage_photos(item, now) if Kind(item.kind) is Kind.PHOTO else [
+                self._host().stage(self.path_of(item), now=now)]
+        except MediaError as exc:  # a conversion that failed: this image will not go
+            raise TikTokError(exc.code, exc.message, action=Action.FAIL, advice=exc.message) from None
+        except OSError as exc:  # disk full or unreadable now: worth another try later
+            raise TikTokError("staging_failed", f"cannot stage on the media host: {exc.strerror or exc}",
+                              action=Action.RETRY) from None
+        try:
+            if Kind(item.kind) is Kind.PHOTO:
+                result = self.client.init_photos(
+                    token, post_mode="DIRECT_POST" if mode is Mode.DIRECT else "MEDIA_UPLOAD",
+                    post_info=postsettings.photo_post_info(post, mode), photo_urls=[s.url for s in staged],
+                    cover_index=post.photo_cover_index or 0)
+            elif mode is Mode.DIRECT:
+                result = self.client.init_direct_video(token, post_info=postsettings.video_post_info(post, mode),
+                                                       video_url=staged[0].url)
+            else:
+                result = self.client.init_inbox_video(token, video_url=staged[0].url)
+        except BaseException:
+            self._host().release([s.name for s in staged])
+            raise
+        return {"publish_id": result.publish_id, "upload_url": None, "staged": [s.name for s in staged]}
+
     def _host(self) -> MediaHost:
         if self.mediahost is None:
             raise TikTokError("media_host_missing", "no media_host is configured",
@@ -138,11 +153,27 @@ class Publisher:
                                      "publish_dir in the config")
         return self.mediahost
 
-    def _stage_photos(self, item: Item, now: float) -> list[Any]:
+    def _stage_photos(self, item: Item, now: float) -> list[Staged]:
+        """Stage the item's images in post order; with photos.convert, a PNG or an image beyond 1080p
+        is staged as the converted JPEG (the user's file is left as it is)."""
         path = self.path_of(item)
         files = entries.photo_files(path, self.settings.watch.ignore) if path.is_dir() else [path]
         host = self._host()
-        return [host.stage(file, now=now) for file in files]
+        staged: list[Staged] = []
+        try:
+            for file in files:
+                if not (self.settings.photos.convert and convert.needs_conversion(file)):
+                    staged.append(host.stage(file, now=now))
+                    continue
+                converted = convert.to_jpeg(file, host.staging_dir)
+                try:
+                    staged.append(host.stage(converted, now=now, suffix=".jpg"))
+                finally:
+                    converted.unlink(missing_ok=True)
+        except BaseException:
+            host.release([s.name for s in staged])
+            raise
+        return staged
 
     def remaining_ranges(self, item: Item) -> list[tuple[int, int]]:
         plan = chunks.ChunkPlan(size=item.size, chunk_size=item.chunk_size or item.size, count=item.chunk_count or 1)
@@ -157,6 +188,19 @@ class Publisher:
     def status(self, item: Item) -> PublishStatus:
         assert item.publish_id is not None
         return self.client.status(self.token(item.account), item.publish_id)
+
+    def abandon(self, item: Item, log: Any) -> None:
+        """Give up the item's current publish: if TikTok may still be pulling its staged media, ask it
+        to stop (``/cancel/``), then remove the staged files. A failed cancel is logged, never raised:
+        TikTok's own one-hour pull window ends the task anyway."""
+        pulling = bool(item.publish_id and json.loads(item.staged or "[]")) and item.status not in FINAL_STATUSES
+        if pulling and item.publish_id is not None:
+            try:
+                self.client.cancel(self.token(item.account), item.publish_id)
+                log.info("pull_cancelled", publish_id=item.publish_id)
+            except (TikTokError, AuthError) as exc:
+                log.warning("pull_cancel_failed", publish_id=item.publish_id, code=getattr(exc, "code", ""))
+        self.release(item)
 
     def release(self, item: Item) -> None:
         """Remove staged files once TikTok no longer needs them (final status or abandoned)."""

@@ -7,6 +7,7 @@ import json
 import time
 
 from watchfolder import config
+from watchfolder.intake import intake
 from watchfolder.tokens import TokenStore
 
 
@@ -26,11 +27,15 @@ def main(args: argparse.Namespace) -> int:
             problems.append(f"{account.name}: the sign-in expired: watchfolder auth login {account.name}")
         else:
             notes.append(f"{account.name}: signed in")
+    warnings = intake.inbox_caption_warnings(settings) if settings.root.is_dir() else []
     if getattr(args, "json", False):
-        print(json.dumps({"ok": not problems, "problems": problems, "notes": notes}, indent=2))
+        print(json.dumps({"ok": not problems, "problems": problems, "warnings": warnings, "notes": notes},
+                         indent=2))
     else:
         for line in notes:
             print(f"ok    {line}")
+        for line in warnings:
+            print(f"warn  {line}")
         for line in problems:
             print(f"FAIL  {line}")
     return 1 if problems else 0

@@ -55,6 +55,7 @@ class Publish:
     temp_path: str | None = None
     sha256: str | None = None
     photo_sha256s: list[str | None] = field(default_factory=list)
+    fetched_urls: list[str] = field(default_factory=list)  # PULL_FROM_URL: each URL once fully read, in order
     downloaded: int = 0
     transfer_done_at: float | None = None
     # Outcome.

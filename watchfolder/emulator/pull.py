@@ -133,6 +133,8 @@ def fetch(emu: Emulator, publish: Publish, url: str, sink: Callable[[memoryview]
                 raise PullFailed(pull_failed)
             count = response.readinto(view)
             if not count:
+                with emu.lock:
+                    publish.fetched_urls.append(url)
                 return size
             size += count
             if size > limit:

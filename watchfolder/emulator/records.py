@@ -61,6 +61,7 @@ class PublishRecord:
     video_url: str | None = None
     photo_cover_index: int | None = None
     downloaded_bytes: int = 0
+    fetched_urls: tuple[str, ...] = ()  # the URLs it finished downloading, in the order it did
 
 
 @dataclass(frozen=True)
@@ -148,4 +149,5 @@ class Records:
             photo_sha256s=tuple(publish.photo_sha256s), status=status, fail_reason=reason,
             created_at=publish.created_at, video_url=publish.video_url,
             photo_cover_index=publish.photo_cover_index, downloaded_bytes=publish.downloaded,
+            fetched_urls=tuple(publish.fetched_urls),
         )

@@ -10,20 +10,22 @@ from __future__ import annotations
 import dataclasses
 import os
 import queue
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from watchfolder import postsettings
+from watchfolder import convert, postsettings
 from watchfolder.config import Settings
 from watchfolder.errors import MediaError
 from watchfolder.intake import entries, media, settle
 from watchfolder.intake.watcher import WatchEvent
-from watchfolder.model import Kind, State
+from watchfolder.model import Kind, Mode, State
 from watchfolder.store import Store
 
 ORPHAN_SETTINGS_SECONDS = 600.0   # a settings file whose media never came goes to failed/ after this
 UNREADABLE_RECHECK = 5.0          # how often a file we cannot read is tried again
+INBOX_CAPTION_NOTE = ("TikTok drops the title of a video sent to the inbox (drafts): the creator writes it in "
+                      "the app; the sidecar keeps it. Use mode: direct to post with a caption")
 
 
 @dataclasses.dataclass(slots=True)
@@ -48,6 +50,7 @@ class Intake:
         self.pending: dict[tuple[str, str], Pending] = {}
         self.notices: dict[tuple[str, str], str] = {}
         self.accounts = {account.name: account for account in settings.accounts}
+        self.caption_warned: set[str] = set()  # inbox accounts already told that TikTok drops captions
 
     def inbox(self, account: str) -> Path:
         return self.settings.root / account / "inbox"
@@ -138,6 +141,8 @@ class Intake:
         if open_item is not None:
             self._refresh_identity(open_item.id, fp, now)
             return True, 0
+        if entry.kind in ("video", "photo") and not self._settings_settled(pending, entry, now):
+            return False, 0
         try:
             recorded = self._take_in(entry, fp, now)
         except PermissionError:
@@ -207,7 +212,8 @@ class Intake:
         kind = Kind.PHOTO if entry.kind in ("photo", "photo_set") else Kind.VIDEO
         try:
             content_type = self._check_media(entry)
-            post = resolve_post_settings(account.defaults, inbox, entry, kind, str(account.mode))
+            post = resolve_post_settings(account.defaults, inbox, entry, kind, str(account.mode),
+                                         ignore_globs=self.settings.watch.ignore)
         except MediaError as exc:
             item = self.store.add_item(account=entry.account, name=entry.name, kind=str(kind), now=now,
                                        state=State.FAILED, error_code=exc.code, error_message=exc.message,
@@ -215,6 +221,8 @@ class Intake:
             self.log.warning("item_refused", account=entry.account, item=entries.display_name(entry.name),
                              code=exc.code, reason=exc.message, item_id=item.id)
             return 1
+        if kind is Kind.VIDEO and Mode(account.mode) is Mode.INBOX and post.title:
+            self._warn_caption(entry.account, post.source_file)
         publish_at = post.publish_at.timestamp() if post.publish_at else None
         state = State.WAITING if publish_at and publish_at > now else State.QUEUED
         item = self.store.add_item(
@@ -228,31 +236,90 @@ class Intake:
                       item_id=item.id, kind=str(kind), size=fp.size, state=str(state))
         return 1
 
+    def _settings_settled(self, pending: Pending, entry: entries.Entry, now: float) -> bool:
+        """Return True when the media's settings file, if it has one, has settled too.
+
+        A settings file that lands a moment after its media (inside the media's settle window) is
+        used; waiting for it to settle as well keeps a half-written one from being read as empty.
+        """
+        path = entries.settings_for(self.inbox(entry.account), entry.name)
+        if path is None:
+            return True
+        verdict = self.settler.observe(_settle_key((entry.account, path.name)), self.fingerprint(path), now)
+        if verdict.waiting:
+            pending.recheck_at = min(verdict.until or now, now + self.settings.watch.settle_seconds)
+            return False
+        return True
+
+    def _warn_caption(self, account: str, source_file: str | None) -> None:
+        """Say once per account and run that TikTok drops the captions of inbox drafts (the sidecar keeps it)."""
+        if account in self.caption_warned:
+            return
+        self.caption_warned.add(account)
+        self.log.warning("inbox_caption_dropped", account=account,
+                         source=entries.display_name(source_file) if source_file else "account defaults",
+                         reason=INBOX_CAPTION_NOTE)
+
     def _check_media(self, entry: entries.Entry) -> str | None:
         if entry.kind == "video":
             return media.check_video(entry.path).content_type
-        if entry.kind == "photo":
-            media.check_photo_set([entry.path])
-            return None
-        if entry.kind == "photo_set":
-            media.check_photo_set(entries.photo_files(entry.path, self.settings.watch.ignore))
+        if entry.kind in ("photo", "photo_set"):
+            images = [entry.path] if entry.kind == "photo" else entries.photo_files(entry.path,
+                                                                                   self.settings.watch.ignore)
+            convert.check_photos(images, convert=self.settings.photos.convert)
             return None
         raise MediaError("unsupported_media", unsupported_message(entry.name))
 
 
 def resolve_post_settings(defaults: Mapping[str, object], inbox: Path, entry: entries.Entry, kind: Kind,
-                          mode: str) -> postsettings.PostSettings:
-    """Read the entry's settings file (if any) over the account defaults; raise MediaError when bad."""
-    from watchfolder.model import Mode
+                          mode: str, *, ignore_globs: Sequence[str] = ()) -> postsettings.PostSettings:
+    """Given an inbox entry, read its settings file (``<stem>.yaml``/``.txt`` beside a file, ``post.yaml``
+    inside a photo folder) over the account defaults and return the checked settings.
 
-    if entry.kind == "photo_set":
-        candidate = entry.path / "post.yaml"
-        path = candidate if candidate.is_file() and not candidate.is_symlink() else None
-    else:
-        path = entries.settings_for(inbox, entry.name)
+    Raise MediaError("bad_post_settings", …) when they are bad, including a ``photo_cover_index`` that
+    names no image of the post (counted as ``entries.photo_files`` with ``ignore_globs`` counts them).
+    """
+    path = entries.settings_for(inbox, entry.name)
     values = postsettings.read_settings_file(path) if path is not None else {}
-    return postsettings.resolve(defaults, values, kind=kind, mode=Mode(mode),
+    post = postsettings.resolve(defaults, values, kind=kind, mode=Mode(mode),
                                 source_name=path.name if path is not None else None)
+    if entry.kind in ("photo", "photo_set") and post.photo_cover_index:
+        count = 1 if entry.kind == "photo" else len(entries.photo_files(entry.path, ignore_globs))
+        if post.photo_cover_index >= count:
+            raise MediaError("bad_post_settings", f"{post.source_file or 'account defaults'}: "
+                             f"'photo_cover_index': {post.photo_cover_index} names no image; this post has "
+                             f"{count} (0 is the first)")
+    return post
+
+
+def inbox_caption_warnings(settings: Settings) -> list[str]:
+    """Given the settings, return one line per inbox-mode account whose inbox holds videos with a settings
+    file that gives a caption (TikTok drops captions of inbox drafts), naming those files; for `check`.
+
+    Unreadable inboxes and settings files are skipped: the daemon reports those itself.
+    """
+    lines = []
+    for account in settings.accounts:
+        if Mode(account.mode) is not Mode.INBOX:
+            continue
+        inbox = settings.root / account.name / "inbox"
+        captioned = []
+        try:
+            videos = [e for e in entries.list_inbox(inbox, account.name, settings.watch.ignore) if e.kind == "video"]
+        except OSError:
+            continue
+        for entry in videos:
+            path = entries.settings_for(inbox, entry.name)
+            try:
+                title = postsettings.read_settings_file(path).get("title") if path is not None else None
+            except (OSError, MediaError):
+                continue
+            if title and path is not None:
+                captioned.append(entries.display_name(path.name))
+        if captioned:
+            shown = ", ".join(captioned[:5]) + (f" and {len(captioned) - 5} more" if len(captioned) > 5 else "")
+            lines.append(f"{account.name}: {shown} set a caption. {INBOX_CAPTION_NOTE}")
+    return lines
 
 
 def unsupported_message(name: str) -> str:

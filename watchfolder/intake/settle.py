@@ -77,8 +77,9 @@ def _folder_fingerprint(folder: Path, ignore_globs: Sequence[str]) -> Fingerprin
         return None
     # A rename inside the folder (img.jpg.part → img.jpg) changes no size and may keep every time;
     # hashing the names with their inodes makes it a change. blake2b rather than hash(): stable
-    # across runs and not randomised per process.
-    digest = hashlib.blake2b(digest_size=8)
+    # across runs and not randomised per process. 7 bytes, so the value fits SQLite's signed 64-bit
+    # INTEGER column the item's inode is stored in (8 bytes overflow it half the time).
+    digest = hashlib.blake2b(digest_size=7)
     for name, ino in sorted(members):
         digest.update(name + b"\0" + str(ino).encode() + b"\0")
     return Fingerprint(size, mtime_ns, ctime_ns, int.from_bytes(digest.digest(), "big"), count)
