@@ -28,10 +28,17 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+class HostedRig(Rig):
+    """A Rig whose daemon's media host serves ``prefix`` (``http://127.0.0.1:port/media/``)."""
+
+    prefix = ""
+    port = 0
+
+
 @contextlib.contextmanager
 def hosted_rig(base: Path, *, accounts: Mapping[str, Mapping[str, Any]] | None = None,
                overrides: Mapping[str, Any] | None = None, sign_in: bool = True,
-               **emulator_config: Any) -> Iterator[Rig]:
+               **emulator_config: Any) -> Iterator[HostedRig]:
     """A daemon rig whose media host serves on a free 127.0.0.1 port, and an emulator that trusts that
     URL prefix and really downloads from it; both share the emulator's clock. Stopped afterwards."""
     port = free_port()
@@ -39,9 +46,9 @@ def hosted_rig(base: Path, *, accounts: Mapping[str, Mapping[str, Any]] | None =
     media = {"media_host.url_prefix": prefix, "media_host.serve": f"127.0.0.1:{port}"}
     with running_emulator(clock=OffsetClock(), processing_seconds=0, require_https_urls=False,
                           verified_url_prefixes=[prefix], **emulator_config) as emulator:
-        rig = Rig(base, emulator, accounts=accounts, overrides={**media, **(overrides or {})}, sign_in=sign_in)
-        rig.prefix = prefix  # type: ignore[attr-defined]
-        rig.port = port  # type: ignore[attr-defined]
+        rig = HostedRig(base, emulator, accounts=accounts, overrides={**media, **(overrides or {})},
+                        sign_in=sign_in)
+        rig.prefix, rig.port = prefix, port
         try:
             yield rig
         finally:
@@ -62,13 +69,13 @@ def staged_files(rig: Rig) -> list[str]:
 
 
 @pytest.fixture
-def rig(tmp_path: Path) -> Iterator[Rig]:
+def rig(tmp_path: Path) -> Iterator[HostedRig]:
     with hosted_rig(tmp_path) as made:
         made.start()
         yield made
 
 
-def test_a_folder_of_three_photos_is_one_post_fetched_in_name_order(rig: Rig, tmp_path: Path) -> None:
+def test_a_folder_of_three_photos_is_one_post_fetched_in_name_order(rig: HostedRig, tmp_path: Path) -> None:
     """Three images in a folder with post.yaml: one photo post of them in natural name order (IMG1,
     img2, img10), the emulator fetched each from the media host with the exact bytes, the title and
     cover are as set, and the folder (with post.yaml) and its sidecar end in done/."""
@@ -89,7 +96,7 @@ def test_a_folder_of_three_photos_is_one_post_fetched_in_name_order(rig: Rig, tm
     assert (publish.kind, publish.mode, publish.source) == ("photo", "inbox", "PULL_FROM_URL")
     assert list(publish.photo_sha256s) == in_order
     assert list(publish.fetched_urls) == list(publish.photo_urls)   # fetched one after another, in post order
-    assert all(url.startswith(rig.prefix) for url in publish.photo_urls)  # type: ignore[attr-defined]
+    assert all(url.startswith(rig.prefix) for url in publish.photo_urls)
     assert publish.post_info == {"title": "Trip 🏔", "description": "three days"}
     assert publish.photo_cover_index == 2
     assert sidecar["result"] == "done" and sidecar["kind"] == "photo"
@@ -101,7 +108,7 @@ def test_a_folder_of_three_photos_is_one_post_fetched_in_name_order(rig: Rig, tm
     wait_for(lambda: staged_files(rig) == [], 5, what="staged photos released at the final status")
 
 
-def test_a_single_photo_with_a_caption_file_is_a_one_photo_post(rig: Rig, tmp_path: Path) -> None:
+def test_a_single_photo_with_a_caption_file_is_a_one_photo_post(rig: HostedRig, tmp_path: Path) -> None:
     """One image (plus sunset.txt) is a photo post of that one image; both files go to done/."""
     samples.write_webp(tmp_path / "sunset.webp", 1920, 1080, seed=7)
     digest = sha256(tmp_path / "sunset.webp")
@@ -133,37 +140,47 @@ def _beyond_1080p(folder: Path) -> None:
     samples.write_jpeg(folder / "huge.jpg", 2400, 1600, seed=2)
 
 
+def _over_20_mb(folder: Path) -> None:
+    samples.write_jpeg(folder / "a.jpg", seed=1)
+    samples.write_jpeg(folder / "heavy.jpg", seed=2)
+    with open(folder / "heavy.jpg", "r+b") as handle:
+        handle.truncate(20_000_001)   # sparse: costs no disk, still 20,000,001 bytes
+
+
 def _disguised_text(folder: Path) -> None:
     samples.write_jpeg(folder / "a.jpg", seed=1)
     (folder / "notes.jpg").write_text("not a picture at all\n")
 
 
-@pytest.mark.parametrize(("fill", "code", "words"), [
-    (_thirty_six, "too_many_photos", ["36 images", "at most 35"]),
-    (_png_among_jpegs, "unsupported_media", ["b.png", "PNG"]),
-    (_beyond_1080p, "image_too_large_resolution", ["huge.jpg", "2400x1600", "1080p"]),
-    (_disguised_text, "unsupported_media", ["notes.jpg", "a text file"]),
-], ids=["36-images", "png-without-conversion", "beyond-1080p", "text-named-jpg"])
-def test_a_photo_set_tiktok_would_refuse_fails_naming_the_image_and_no_init_is_sent(
-        rig: Rig, tmp_path: Path, fill: Any, code: str, words: list[str]) -> None:
-    """Pre-flight per image: the post goes to failed/ with a sidecar naming the image and the reason,
-    before any API call."""
-    folder = tmp_path / "set"
-    folder.mkdir()
-    fill(folder)
-    rig.drop("alice", "set", folder)
+REFUSED_SETS = {   # folder name: (how to fill it, the sidecar's error code, words its message must hold)
+    "thirty-six": (_thirty_six, "too_many_photos", ["36 images", "at most 35"]),
+    "with-png": (_png_among_jpegs, "unsupported_media", ["b.png", "PNG"]),
+    "beyond-1080p": (_beyond_1080p, "image_too_large_resolution", ["huge.jpg", "2400x1600", "1080p"]),
+    "over-20-mb": (_over_20_mb, "too_large", ["heavy.jpg", "20,000,001 bytes", "20 MB"]),
+    "text-named-jpg": (_disguised_text, "unsupported_media", ["notes.jpg", "a text file"]),
+}
 
-    sidecar = rig.wait_sidecar("alice", "set", "failed")
 
-    assert sidecar["error"]["code"] == code
-    for word in words:
-        assert word in sidecar["error"]["message"]
-    assert (rig.folder("alice", "failed") / "set").is_dir()
-    assert inits(rig) == []
+def test_a_photo_set_tiktok_would_refuse_fails_naming_the_image_and_no_init_is_sent(rig: HostedRig,
+                                                                                    tmp_path: Path) -> None:
+    """Pre-flight per image (36 images, a PNG without conversion, beyond 1080p, over 20 MB, text named
+    .jpg): each post goes to failed/ with a sidecar naming the image and the reason, before any API call."""
+    for name, (fill, _, _) in REFUSED_SETS.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        fill(folder)
+        rig.drop("alice", name, folder)
+
+    for name, (_, code, words) in REFUSED_SETS.items():
+        sidecar = rig.wait_sidecar("alice", name, "failed")
+        assert sidecar["error"]["code"] == code, name
+        for word in words:
+            assert word in sidecar["error"]["message"], name
+        assert (rig.folder("alice", "failed") / name).is_dir(), name
     assert rig.emulator.records.requests == []
 
 
-def test_a_cover_index_past_the_last_image_fails_before_any_call(rig: Rig, tmp_path: Path) -> None:
+def test_a_cover_index_past_the_last_image_fails_before_any_call(rig: HostedRig, tmp_path: Path) -> None:
     """photo_cover_index must name one of the post's images; TikTok would refuse it, so we do first."""
     folder = tmp_path / "pair"
     folder.mkdir()
@@ -179,7 +196,7 @@ def test_a_cover_index_past_the_last_image_fails_before_any_call(rig: Rig, tmp_p
     assert inits(rig) == []
 
 
-def test_a_photo_folder_still_being_filled_is_taken_only_once_quiet(rig: Rig, tmp_path: Path) -> None:
+def test_a_photo_folder_still_being_filled_is_taken_only_once_quiet(rig: HostedRig, tmp_path: Path) -> None:
     """Images copied into an inbox folder one by one, each sooner than settle_seconds after the last,
     all make it into the one post."""
     import time
@@ -211,7 +228,7 @@ def _get(port: int, target: str, headers: Mapping[str, str] | None = None) -> tu
         connection.close()
 
 
-def test_the_media_host_serves_staged_names_only_and_byte_ranges(rig: Rig, tmp_path: Path) -> None:
+def test_the_media_host_serves_staged_names_only_and_byte_ranges(rig: HostedRig, tmp_path: Path) -> None:
     """Unknown names and traversal attempts are 404 (never a listing, never a redirect); a staged file
     is served whole and by byte range with the right Content-Length and Content-Range."""
     assert rig.daemon is not None and rig.daemon.mediahost is not None
@@ -219,7 +236,7 @@ def test_the_media_host_serves_staged_names_only_and_byte_ranges(rig: Rig, tmp_p
     data = os.urandom(100_000)
     source.write_bytes(data)
     staged = rig.daemon.mediahost.stage(source, now=rig.emulator.clock.now())
-    port = rig.port  # type: ignore[attr-defined]
+    port = rig.port
     path = f"/media/{staged.name}"
 
     status, headers, body = _get(port, path)
@@ -239,6 +256,20 @@ def test_the_media_host_serves_staged_names_only_and_byte_ranges(rig: Rig, tmp_p
         status, headers, body = _get(port, target)
         assert status == 404, target
         assert "location" not in headers and staged.name.encode() not in body
+
+
+def test_a_staged_file_tiktok_never_fetched_is_swept_after_the_pull_window(rig: HostedRig, tmp_path: Path) -> None:
+    """Staged media the daemon never released (a task that vanished) goes once TikTok's one-hour pull
+    window and the margin have passed on the daemon's clock."""
+    assert rig.daemon is not None and rig.daemon.mediahost is not None
+    samples.write_jpeg(tmp_path / "left.jpg", seed=5)
+    staged = rig.daemon.mediahost.stage(tmp_path / "left.jpg", now=rig.emulator.clock.now())
+    assert staged_files(rig) == [staged.name]
+
+    rig.emulator.clock.advance(rig.daemon.mediahost.pull_window_seconds + 1)
+
+    wait_for(lambda: staged_files(rig) == [], 10, what="the sweep of an expired staged file")
+    assert rig.daemon.mediahost.pull_window_seconds > 3600   # TikTok's hour, plus a margin
 
 
 # ---- optional conversion -----------------------------------------------------------------------

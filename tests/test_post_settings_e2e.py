@@ -31,28 +31,31 @@ def _video(tmp_path: Path, name: str = "clip.mp4", seed_seconds: float = 2) -> P
     return samples.write_mp4(tmp_path / name, size=150_000, duration_seconds=seed_seconds)
 
 
-@pytest.mark.parametrize(("text", "words"), [
-    ("titel: hello\n", ["clip.yaml", "'titel'", "unknown key", "did you mean 'title'"]),
-    ("privacy_level: EVERYONE\n", ["'privacy_level'", "must be one of", "EVERYONE"]),
-    ("disable_comment: maybe\n", ["'disable_comment'", "true or false"]),
-    ("title: " + "界" * 2201 + "\n", ["'title'", "2201 UTF-16 units", "2200"]),
-    ("title: [unclosed\n", ["clip.yaml", "not valid YAML"]),
-    ("description: only for photos\n", ["'description'", "photo posts only"]),
-], ids=["unknown-key", "bad-enum", "not-a-boolean", "title-too-long", "broken-yaml", "photo-only-key"])
-def test_a_bad_settings_file_sends_its_media_to_failed_saying_which_key_and_why(
-        rig: Rig, tmp_path: Path, text: str, words: list[str]) -> None:
-    """Each bad settings file: the video and its settings file land in failed/, the sidecar names the
-    key and the reason, and nothing was sent to TikTok."""
-    (tmp_path / "clip.yaml").write_text(text, encoding="utf-8")
-    rig.drop("alice", "clip.yaml", tmp_path / "clip.yaml")
-    rig.drop("alice", "clip.mp4", _video(tmp_path))
+BAD_SETTINGS = {   # case name: (settings file text, words the sidecar's message must hold)
+    "unknown-key": ("titel: hello\n", ["unknown-key.yaml", "'titel'", "unknown key", "did you mean 'title'"]),
+    "bad-enum": ("privacy_level: EVERYONE\n", ["'privacy_level'", "must be one of", "EVERYONE"]),
+    "not-a-boolean": ("disable_comment: maybe\n", ["'disable_comment'", "true or false"]),
+    "title-too-long": ("title: " + "界" * 2201 + "\n", ["'title'", "2201 UTF-16 units", "2200"]),
+    "broken-yaml": ("title: [unclosed\n", ["broken-yaml.yaml", "not valid YAML"]),
+    "photo-only-key": ("description: only for photos\n", ["'description'", "photo posts only"]),
+}
 
-    sidecar = rig.wait_sidecar("alice", "clip.mp4", "failed")
 
-    assert sidecar["error"]["code"] == "bad_post_settings"
-    for word in words:
-        assert word in sidecar["error"]["message"]
-    assert sorted(os.listdir(rig.folder("alice", "failed"))) == ["clip.mp4", "clip.mp4.json", "clip.yaml"]
+def test_a_bad_settings_file_sends_its_media_to_failed_saying_which_key_and_why(rig: Rig, tmp_path: Path) -> None:
+    """Each bad settings file (unknown key, bad enum, not a boolean, too long in UTF-16 units, broken
+    YAML, a photo-only key on a video): the video and its settings file land in failed/, the sidecar
+    names the key and the reason, and nothing was sent to TikTok."""
+    for number, (case, (text, _)) in enumerate(BAD_SETTINGS.items()):
+        (tmp_path / f"{case}.yaml").write_text(text, encoding="utf-8")
+        rig.drop("alice", f"{case}.yaml", tmp_path / f"{case}.yaml")
+        rig.drop("alice", f"{case}.mp4", _video(tmp_path, f"{case}.mp4", 2 + number))
+
+    for case, (_, words) in BAD_SETTINGS.items():
+        sidecar = rig.wait_sidecar("alice", f"{case}.mp4", "failed")
+        assert sidecar["error"]["code"] == "bad_post_settings", case
+        for word in words:
+            assert word in sidecar["error"]["message"], case
+        assert (rig.folder("alice", "failed") / f"{case}.yaml").exists(), case
     assert rig.emulator.records.requests == []
 
 
