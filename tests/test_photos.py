@@ -147,6 +147,12 @@ def _over_20_mb(folder: Path) -> None:
         handle.truncate(20_000_001)   # sparse: costs no disk, still 20,000,001 bytes
 
 
+def _heic_among_jpegs(folder: Path) -> None:
+    samples.write_jpeg(folder / "IMG_0001.JPG", seed=1)
+    (folder / "IMG_0002.HEIC").write_bytes(b"\0\0\0\x18ftypheic" + bytes(64))
+    (folder / "notes.txt").write_text("left out, not refused\n")
+
+
 def _disguised_text(folder: Path) -> None:
     samples.write_jpeg(folder / "a.jpg", seed=1)
     (folder / "notes.jpg").write_text("not a picture at all\n")
@@ -158,13 +164,15 @@ REFUSED_SETS = {   # folder name: (how to fill it, the sidecar's error code, wor
     "beyond-1080p": (_beyond_1080p, "image_too_large_resolution", ["huge.jpg", "2400x1600", "1080p"]),
     "over-20-mb": (_over_20_mb, "too_large", ["heavy.jpg", "20,000,001 bytes", "20 MB"]),
     "text-named-jpg": (_disguised_text, "unsupported_media", ["notes.jpg", "a text file"]),
+    "with-heic": (_heic_among_jpegs, "unsupported_media", ["IMG_0002.HEIC", "JPEG and WebP images only"]),
 }
 
 
 def test_a_photo_set_tiktok_would_refuse_fails_naming_the_image_and_no_init_is_sent(rig: HostedRig,
                                                                                     tmp_path: Path) -> None:
     """Pre-flight per image (36 images, a PNG without conversion, beyond 1080p, over 20 MB, text named
-    .jpg): each post goes to failed/ with a sidecar naming the image and the reason, before any API call."""
+    .jpg, a HEIC beside JPEGs): each post goes to failed/ with a sidecar naming the image and the reason,
+    before any API call."""
     for name, (fill, _, _) in REFUSED_SETS.items():
         folder = tmp_path / name
         folder.mkdir()

@@ -18,12 +18,16 @@ from watchfolder import convert, postsettings
 from watchfolder.config import Settings
 from watchfolder.errors import MediaError
 from watchfolder.intake import entries, media, settle
+from watchfolder.intake.ignore import is_ignored
 from watchfolder.intake.watcher import WatchEvent
 from watchfolder.model import Kind, Mode, State
 from watchfolder.store import Store
 
 ORPHAN_SETTINGS_SECONDS = 600.0   # a settings file whose media never came goes to failed/ after this
 UNREADABLE_RECHECK = 5.0          # how often a file we cannot read is tried again
+# Pictures and clips a photo folder may hold that a photo post cannot take (see _refuse_foreign_media).
+FOREIGN_MEDIA = frozenset({".heic", ".heif", ".avif", ".gif", ".bmp", ".tif", ".tiff", ".dng", ".cr2", ".cr3",
+                           ".nef", ".arw", ".raw", ".mp4", ".mov", ".m4v", ".webm"})
 INBOX_CAPTION_NOTE = ("TikTok drops the title of a video sent to the inbox (drafts): the creator writes it in "
                       "the app; the sidecar keeps it. Use mode: direct to post with a caption")
 
@@ -266,9 +270,26 @@ class Intake:
         if entry.kind in ("photo", "photo_set"):
             images = [entry.path] if entry.kind == "photo" else entries.photo_files(entry.path,
                                                                                    self.settings.watch.ignore)
+            if entry.kind == "photo_set":
+                _refuse_foreign_media(entry.path, self.settings.watch.ignore)
             convert.check_photos(images, convert=self.settings.photos.convert)
             return None
         raise MediaError("unsupported_media", unsupported_message(entry.name))
+
+
+def _refuse_foreign_media(folder: Path, ignore_globs: Sequence[str]) -> None:
+    """Raise MediaError naming the first picture or clip in a photo folder that a photo post cannot take.
+
+    Refused rather than left out, so a folder of iPhone HEICs and JPEGs does not become a post quietly
+    missing half its photos. Other files (notes, thumbnails databases) are left out as before.
+    """
+    with os.scandir(folder) as listing:
+        foreign = sorted((d.name for d in listing if os.path.splitext(d.name)[1].lower() in FOREIGN_MEDIA
+                          and not is_ignored(d.name, ignore_globs)), key=entries.natural_key)
+    if foreign:
+        raise MediaError("unsupported_media", f"{entries.display_name(foreign[0])}: a photo post takes JPEG and "
+                         "WebP images only (PNG too with photos.convert: true): convert it, or take it out of "
+                         "the folder")
 
 
 def resolve_post_settings(defaults: Mapping[str, object], inbox: Path, entry: entries.Entry, kind: Kind,
