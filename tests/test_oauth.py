@@ -182,7 +182,7 @@ def test_exchange_sends_the_verifier_and_redirect_uri(canned: Canned) -> None:
 @pytest.mark.parametrize(
     ("error", "action"),
     [("invalid_grant", Action.REAUTH), ("server_error", Action.RETRY),
-     ("temporarily_unavailable", Action.RETRY), ("invalid_client", Action.FAIL), ("invalid_request", Action.FAIL)],
+     ("temporarily_unavailable", Action.RETRY), ("invalid_client", Action.PAUSE), ("invalid_request", Action.REAUTH)],
 )
 def test_a_flat_error_body_with_http_200_is_an_error(canned: Canned, error: str, action: Action) -> None:
     canned.answer(200, {"error": error, "error_description": "Refresh token is invalid or expired.",

@@ -136,6 +136,10 @@ def decide(
                       jitter=jitter)
     if action is Action.PAUSE:
         probe = next_probe(probe_seconds)
+        if scope == "app":
+            # The app itself is refused (wrong client key or secret): every account waits.
+            return Decision(State.WAITING, now + probe, "paused", attempts, app_wait_until=now + probe,
+                            account_probe_seconds=probe)
         return Decision(State.WAITING, now + probe, "paused", attempts, pause_account=True,
                         account_wait_until=now + probe, account_probe_seconds=probe)
     if action is Action.REAUTH:

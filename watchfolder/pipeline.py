@@ -28,6 +28,8 @@ from watchfolder.store import Store
 from watchfolder.tiktok import codes
 
 HASH_BLOCK = 1024 * 1024
+DISK_RETRY_SECONDS = 30.0    # a move refused by the disk (full, read-only) is tried again after this
+UNAVAILABLE_RECHECK = 60.0   # an item whose inbox is away or whose file cannot be read is tried again after this
 
 
 class Pipeline:
@@ -58,8 +60,12 @@ class Pipeline:
         log = self.log.bind(account=item.account, item=entries.display_name(item.name), item_id=item.id)
         account = self.settings.account(item.account)
         try:
-            if item.state in (State.QUEUED, State.WAITING) and item.folder == "inbox":
+            if item.state in (State.QUEUED, State.WAITING) and item.folder == "inbox" and item.publish_id is None:
                 item = self._prepare(item, account, log)
+            elif item.state is State.WAITING:
+                item = self._resume(item)
+            if item.state in (State.UPLOADING, State.PROCESSING) and item.publish_id is not None:
+                item = self._settle_in_processing(item, log)
             refreshed = False
             while not item.state.finished and item.state not in (State.QUEUED, State.WAITING):
                 try:
@@ -70,9 +76,6 @@ class Pipeline:
                         self.publisher.refresh(item.account, log)
                         continue
                     item = self._refused(item, exc, log)
-            if item.state in (State.QUEUED, State.WAITING) and item.folder == "processing":
-                # A reinit put it back in line; it is already in processing/ and goes again at once.
-                pass
         except Stopped:
             log.info("worker_stopped", state=str(self.store.get(item.id).state))
             return self.store.get(item.id)
@@ -93,16 +96,29 @@ class Pipeline:
         now = self.clock()
         path = self.folder(item, "inbox") / item.name
         if not os.path.lexists(path):
+            if not path.parent.is_dir():
+                # The share is away (or the inbox was moved): not the user taking the file out.
+                return self._park(item, now + UNAVAILABLE_RECHECK, "inbox_unavailable", log,
+                                  detail="the inbox is unavailable (share not mounted?)")
             return self.store.transition(item.id, item.state, State.CANCELLED, now=now,
-                                         detail="taken out of inbox/ before it was sent")
+                                         note="taken out of inbox/ before it was sent")
         stat = os.lstat(path)
         if (stat.st_size, stat.st_mtime_ns, stat.st_ino) != (item.size, item.mtime_ns, item.ino) and not path.is_dir():
             item = self.store.update(item.id, now=now, size=stat.st_size, mtime_ns=stat.st_mtime_ns,
                                      ino=stat.st_ino, sha256=None)
+            # New content under the same name: it is taken again once it has stopped changing.
+            return self._park(item, now + self.settings.watch.settle_seconds, "settling", log,
+                              detail="the file changed after it was taken in; it goes once it stops changing")
         if item.sha256 is None:
-            item = self.store.update(item.id, now=self.clock(), sha256=self._hash(path))
+            try:
+                digest = self._hash(path)
+            except PermissionError:
+                # Readable when it was taken in, not now (share permissions changed): wait, never fail.
+                return self._park(item, now + UNAVAILABLE_RECHECK, "cannot_read", log,
+                                  detail="cannot read: permission denied (it is picked up once readable)")
+            item = self.store.update(item.id, now=self.clock(), sha256=digest)
         if self.settings.dedupe:
-            first = self.store.duplicate_of(item)
+            first = self.store.duplicate_of(item) or self.store.sent_copy(item)
             if first is not None:
                 where = f"{first.folder}/{first.result_name or first.name}"
                 return self._fail(item, "duplicate", f"the same content was already taken in as {where} "
@@ -125,6 +141,32 @@ class Pipeline:
                                          next_attempt_at=item.publish_at, wait_reason="publish_at")
         return self.store.transition(item.id, (State.QUEUED, State.WAITING), State.UPLOADING, now=self.clock(),
                                      next_attempt_at=None, wait_reason=None, detail=None)
+
+    def _resume(self, item: Item) -> Item:
+        """A parked item whose trip had begun goes back to the step it left: PROCESSING once TikTok holds
+        every byte (or pulls the media itself), else UPLOADING (which sends the init again if there is none)."""
+        sent = item.publish_id is not None and (item.upload_url is None or item.uploaded_bytes >= item.size)
+        return self.store.transition(item.id, State.WAITING, State.PROCESSING if sent else State.UPLOADING,
+                                     now=self.clock(), next_attempt_at=None, wait_reason=None, detail=None)
+
+    def _settle_in_processing(self, item: Item, log: Any) -> Item:
+        """Once TikTok has answered the init the file belongs in processing/: finish a move there that a
+        crash (or a disk error) cut short, including a link made whose source was not yet unlinked."""
+        if item.folder == "inbox":
+            return self._to_processing(item, log)
+        from watchfolder import outbox
+
+        inbox, processing = self.folder(item, "inbox"), self.folder(item, "processing")
+        for name in filter(None, (item.name, item.settings_name)):
+            source, target = inbox / name, processing / name
+            if not os.path.lexists(source) or os.path.isdir(source):
+                continue
+            mine = name != item.name or os.lstat(source).st_ino == item.ino
+            if os.path.lexists(target) and os.path.samestat(os.lstat(source), os.lstat(target)):
+                os.unlink(source)   # a hard link whose source was not yet removed
+            elif not os.path.lexists(target) and mine:
+                outbox.move_no_overwrite(source, target)
+        return item
 
     def _hash(self, path: Path) -> str:
         digest = hashlib.sha256()
@@ -160,15 +202,32 @@ class Pipeline:
 
     def _init(self, item: Item, account: AccountSettings, log: Any) -> Item:
         if item.init_started_at is not None:
-            # The one ambiguous case: an init went out and its answer was never recorded.
-            item = self._orphan(item, "an init was sent but its answer was lost (crash or timeout); "
-                                      "TikTok may hold one unused draft for it", log)
+            item = self._lost_init(item, account, log)
+            if item.state.finished:
+                return item
+        if item.sha256 is None:
+            # New content in processing/ (it changed during its upload): hash what is sent now.
+            item = self.store.update(item.id, now=self.clock(),
+                                     sha256=self._hash(self.folder(item, item.folder) / item.name))
         if Mode(account.mode) is Mode.DIRECT:
             self.publisher.check_creator(item, account, log)
         self.pacer.take(item.account, "init")
         item = self.store.update(item.id, now=self.clock(), init_started_at=self.clock(),
                                  init_count=item.init_count + 1)
-        result = self.publisher.init(item, account, log)
+        item_id = item.id
+
+        def staged(names: list[str]) -> None:
+            # Write-ahead: what TikTok may pull is known before the init goes out, so a lost answer
+            # can still be made harmless (the staged files are removed before any new init).
+            self.store.update(item_id, now=self.clock(), staged=names)
+
+        try:
+            result = self.publisher.init(item, account, log, on_staged=staged)
+        except TikTokError as exc:
+            if exc.code != "network_error":
+                # TikTok answered (with a refusal): no upload task exists, so nothing is ambiguous.
+                self.store.update(item.id, now=self.clock(), init_started_at=None)
+            raise
         item = self.store.update(item.id, now=self.clock(), **result)
         self.store.set_account_state(item.account, wait_until=None, wait_reason=None, wait_code=None,
                                      probe_seconds=None, paused_code=None, paused_message=None)
@@ -177,18 +236,51 @@ class Pipeline:
         log.info("init_done", publish_id=item.publish_id, chunks=item.chunk_count)
         if item.folder == "inbox":
             item = self._to_processing(item, log)
+            if item.state is State.WAITING:
+                return item
         if item.upload_url is None:
             return self.store.transition(item.id, State.UPLOADING, State.PROCESSING, now=self.clock())
         return item
 
+    def _lost_init(self, item: Item, account: AccountSettings, log: Any) -> Item:
+        """The one ambiguous case: an init went out and its answer was never recorded (a crash, a
+        dropped connection). TikTok offers no lookup by content, so the task it may hold is recorded
+        as an orphan. A file upload's orphan never gets a byte, so a new init is safe. Media TikTok
+        pulls is removed first, so a pull not yet done fails; but a Direct Post whose pull may already
+        be done could be published, so that item is never sent again: it fails, saying so."""
+        pulled = json.loads(item.staged or "[]")
+        if pulled:
+            self.publisher.release(item)
+            item = self.store.update(item.id, now=self.clock(), staged=[])
+        item = self._orphan(item, "an init was sent but its answer was lost (crash or dropped connection); "
+                                  "TikTok may hold one unused upload task for it", log)
+        if pulled and Mode(account.mode) is Mode.DIRECT:
+            return self._fail(item, "init_answer_lost",
+                              "a Direct Post was sent to TikTok but its answer was lost, so it may already be "
+                              "published; it is not sent again. Check the TikTok profile, and if the post is "
+                              "not there, put the file back with `watchfolder retry`", log)
+        return item
+
     def _to_processing(self, item: Item, log: Any) -> Item:
-        """Commit, then rename the file (and settings file) from inbox/ to processing/."""
+        """Commit, then rename the file (and settings file) from inbox/ to processing/.
+
+        On a disk error (full, read-only, permission, share away) nothing moves: the item waits in
+        inbox/ with the reason shown in `status`, and tries the move again later.
+        """
         item = self.store.update(item.id, now=self.clock(), folder="processing")
         inbox, processing = self.folder(item, "inbox"), self.folder(item, "processing")
         from watchfolder import outbox
 
         if os.path.lexists(inbox / item.name):
-            name, settings_name = outbox.move_item(inbox, processing, item.name, item.settings_name)
+            try:
+                name, settings_name = outbox.move_item(inbox, processing, item.name, item.settings_name)
+            except OSError as exc:
+                if exc.errno not in finish.DISK_ERRORS:
+                    raise
+                reason = f"cannot move to processing/: {os.strerror(exc.errno or 0).lower()}; will retry"
+                log.error("move_failed", reason=reason)
+                item = self.store.update(item.id, now=self.clock(), folder="inbox")
+                return self._park(item, self.clock() + DISK_RETRY_SECONDS, "disk", log, detail=reason)
             if (name, settings_name) != (item.name, item.settings_name):
                 item = self.store.update(item.id, now=self.clock(), name=name, settings_name=settings_name)
         log.info("moved_to_processing")
@@ -203,12 +295,19 @@ class Pipeline:
         for first, last in self.publisher.remaining_ranges(item):
             if self.stop.is_set():
                 raise Stopped
-            self._check_identity(item, path)
+            if self._changed(item, path):
+                return self._new_content(item, path, log)
             try:
                 ack = self.publisher.put_chunk(item, path, first, last)
+            except MediaError as exc:
+                if exc.code != "file_changed":
+                    raise
+                return self._new_content(item, path, log)
             except TikTokError as exc:
                 resume = getattr(exc, "resume_offset", None)
-                if exc.code == "range_mismatch" and resume is not None:
+                if exc.code == "range_mismatch" and resume is not None and resume != item.uploaded_bytes:
+                    # TikTok's progress is the truth: typically a chunk it took just before a crash,
+                    # whose acknowledgement was never committed. (No progress at all: retried later.)
                     log.warning("upload_realigned", acknowledged=item.uploaded_bytes, server=resume)
                     self.store.note(item.id, "realigned", now=self.clock(),
                                     detail=f"server had {resume} bytes, we had {item.uploaded_bytes}")
@@ -221,15 +320,42 @@ class Pipeline:
                 next_report = (ack.next_offset // step + 1) * step
             if ack.complete:
                 break
-        self._check_identity(item, path)
+        if self._changed(item, path):
+            # TikTok already holds every byte and no API call can stop it now, so the post goes ahead.
+            log.warning("file_changed_after_upload")
+            self.store.note(item.id, "file_changed", now=self.clock(),
+                            detail="the file changed after its last chunk was sent; TikTok has the earlier bytes")
         return self.store.transition(item.id, State.UPLOADING, State.PROCESSING, now=self.clock(),
                                      uploaded_bytes=item.size)
 
-    def _check_identity(self, item: Item, path: Path) -> None:
-        stat = os.stat(path)
-        if (stat.st_size, stat.st_mtime_ns) != (item.size, item.mtime_ns):
-            raise TikTokError("file_changed", "the file changed while it was being uploaded; it starts again "
-                              "as new content", action=Action.REINIT)
+    def _changed(self, item: Item, path: Path) -> bool:
+        """True when the file is no longer the one recorded (size, mtime, inode) or is gone."""
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            return True
+        return (stat.st_size, stat.st_mtime_ns, stat.st_ino) != (item.size, item.mtime_ns, item.ino)
+
+    def _new_content(self, item: Item, path: Path, log: Any) -> Item:
+        """The file changed (or went) during its upload: abandon TikTok's task (it never gets the rest, so
+        it never becomes a post), then start again as new content once the file has stopped changing."""
+        if item.publish_id:
+            item = self._orphan(item, f"publish_id {item.publish_id} abandoned: the file changed while it "
+                                      "was being uploaded", log, answered=True)
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            return self._fail(item, "file_gone", f"the file was taken out of {item.folder}/ while it was being "
+                              "uploaded", log)
+        self.publisher.release(item)
+        log.warning("file_changed", size=stat.st_size)
+        item = self.store.update(item.id, now=self.clock(), size=stat.st_size, mtime_ns=stat.st_mtime_ns,
+                                 ino=stat.st_ino, sha256=None, publish_id=None, upload_url=None,
+                                 upload_expires_at=None, uploaded_bytes=0, init_started_at=None, staged=[],
+                                 chunk_size=None, chunk_count=None, status=None)
+        return self._park(item, self.clock() + self.settings.watch.settle_seconds, "settling", log,
+                          detail="the file changed while it was being uploaded; it starts again as new content "
+                                 "once it stops changing")
 
     def _poll(self, item: Item, account: AccountSettings, log: Any) -> Item:
         self.pacer.take(item.account, "status")
@@ -238,7 +364,12 @@ class Pipeline:
         if status.status == "FAILED":
             reason = status.fail_reason or "unknown"
             policy = codes.for_fail_reason(reason)
-            item = self.store.update(item.id, now=self.clock(), **fields)
+            # This publish is over at TikTok: whatever comes next (retry, wait, sign-in) starts a new init.
+            self.publisher.release(item)
+            item = self.store.update(item.id, now=self.clock(), publish_id=None, upload_url=None,
+                                     upload_expires_at=None, uploaded_bytes=0, init_started_at=None,
+                                     staged="[]", **fields)
+            self.store.note(item.id, "tiktok_failed", now=self.clock(), detail=reason)
             raise TikTokError(reason, f"TikTok's processing failed: {reason}", action=policy.action,
                               advice=policy.advice)
         if item.upload_url is None and status.downloaded_bytes is not None:
@@ -248,7 +379,7 @@ class Pipeline:
         if status.status in final:
             self.publisher.release(item)
             item = self.store.transition(item.id, State.PROCESSING, State.DONE, now=self.clock(),
-                                         detail=status.status, **fields)
+                                         note=status.status, **fields)
             log.info("publish_complete", status=status.status, publish_id=item.publish_id)
             return item
         if status.status != item.status:
@@ -308,9 +439,11 @@ class Pipeline:
         if attempts >= self.retry_policy.max_attempts:
             return self._fail(item, "gave_up", f"gave up after {attempts} attempts: {why}", log, attempts=attempts)
         self.publisher.abandon(item, log)
-        return self.store.update(item.id, now=self.clock(), publish_id=None, upload_url=None,
-                                 upload_expires_at=None, uploaded_bytes=0, init_started_at=None,
-                                 attempts=attempts, staged="[]")
+        fields: dict[str, Any] = {"publish_id": None, "upload_url": None, "upload_expires_at": None,
+                                  "uploaded_bytes": 0, "init_started_at": None, "attempts": attempts, "staged": "[]"}
+        if item.state is State.UPLOADING:
+            return self.store.update(item.id, now=self.clock(), **fields)
+        return self.store.transition(item.id, item.state, State.UPLOADING, now=self.clock(), note="reinit", **fields)
 
     def _orphan(self, item: Item, note: str, log: Any, *, answered: bool = False) -> Item:
         orphans = json.loads(item.orphans or "[]")
@@ -327,7 +460,7 @@ class Pipeline:
         if item.state is State.WAITING:
             return self.store.update(item.id, now=self.clock(), **fields)
         log.info("item_waiting", reason=reason, until=finish.iso(until))
-        return self.store.transition(item.id, item.state, State.WAITING, now=self.clock(), detail=reason, **fields)
+        return self.store.transition(item.id, item.state, State.WAITING, now=self.clock(), note=reason, **fields)
 
     def _reauth(self, item: Item, exc: AuthError, log: Any) -> Item:
         stamp = self.publisher.tokens_stamp(item.account)
@@ -336,13 +469,15 @@ class Pipeline:
         log.error("account_needs_sign_in", reason=exc.message)
         if item.state in (State.UPLOADING, State.PROCESSING, State.QUEUED):
             return self.store.transition(item.id, item.state, State.WAITING, now=self.clock(),
-                                         wait_reason="sign_in", next_attempt_at=None, detail=exc.message)
-        return item
+                                         wait_reason="sign_in", next_attempt_at=None, detail=exc.message,
+                                         note="sign_in")
+        return self.store.update(item.id, now=self.clock(), wait_reason="sign_in", next_attempt_at=None,
+                                 detail=exc.message)
 
     def _fail(self, item: Item, code: str, message: str, log: Any, *, log_id: str = "", **fields: Any) -> Item:
         log.warning("item_failed", code=code, reason=message)
         self.publisher.abandon(item, log)  # a pull TikTok is still running is cancelled
-        return self.store.transition(item.id, item.state, State.FAILED, now=self.clock(), detail=code,
+        return self.store.transition(item.id, item.state, State.FAILED, now=self.clock(), note=code,
                                      error_code=code, error_message=message, error_log_id=log_id, **fields)
 
 

@@ -181,7 +181,7 @@ class Store:
     # ---- items -------------------------------------------------------------------------------
 
     def add_item(self, *, account: str, name: str, kind: str, now: float, state: State = State.QUEUED,
-                 detail: str | None = None, **fields: Any) -> Item:
+                 note: str | None = None, **fields: Any) -> Item:
         """Record a newly taken-in item with its first event; return it."""
         _check_fields(fields)
         columns = {"account": account, "name": name, "kind": kind, "state": str(state),
@@ -196,7 +196,7 @@ class Store:
                          (item_id, now))
             if state != State.DETECTED:
                 conn.execute("INSERT INTO events (item_id, state, at, detail) VALUES (?, ?, ?, ?)",
-                             (item_id, str(state), now, detail))
+                             (item_id, str(state), now, note))
         return self.get(item_id)
 
     def get(self, item_id: int) -> Item:
@@ -206,8 +206,8 @@ class Store:
         return _item(row)
 
     def transition(self, item_id: int, expected: State | Sequence[State], new: State, *, now: float,
-                   detail: str | None = None, **fields: Any) -> Item:
-        """Compare-and-set: move the item from one of ``expected`` to ``new`` and log an event.
+                   note: str | None = None, **fields: Any) -> Item:
+        """Compare-and-set: move the item from one of ``expected`` to ``new`` and log an event (with ``note``).
 
         Raise StoreError when the item was not in an expected state (someone else got there first).
         """
@@ -226,7 +226,7 @@ class Store:
                 actual = row[0] if row else "missing"
                 raise StoreError(f"item {item_id} was {actual}, not {'/'.join(allowed)}")
             conn.execute("INSERT INTO events (item_id, state, at, detail) VALUES (?, ?, ?, ?)",
-                         (item_id, str(new), now, detail))
+                         (item_id, str(new), now, note))
         return self.get(item_id)
 
     def update(self, item_id: int, *, now: float, **fields: Any) -> Item:
@@ -250,7 +250,7 @@ class Store:
         row = self.conn.execute(
             "SELECT * FROM items WHERE account = ? AND name = ? AND folder IN ('inbox', 'processing')"
             " AND state NOT IN ('done', 'failed', 'cancelled') ORDER BY id DESC LIMIT 1",
-            (account, name),
+            (account, _encode(name)),
         ).fetchone()
         return _item(row) if row else None
 
@@ -291,6 +291,19 @@ class Store:
             "SELECT * FROM items WHERE account = ? AND sha256 = ? AND id != ? AND id < ?"
             " AND state NOT IN ('failed', 'cancelled') ORDER BY id LIMIT 1",
             (item.account, item.sha256, item.id, item.id),
+        ).fetchone()
+        return _item(row) if row else None
+
+    def sent_copy(self, item: Item) -> Item | None:
+        """Another item of the same account with the same content that has already gone to TikTok (or
+        is going), whichever was taken in first: a later file can reach TikTok first when the earlier
+        one waits (``publish_at``, backoff), and the one that went first stays the original."""
+        if not item.sha256:
+            return None
+        row = self.conn.execute(
+            "SELECT * FROM items WHERE account = ? AND sha256 = ? AND id != ? AND state NOT IN ('failed', 'cancelled')"
+            " AND (publish_id IS NOT NULL OR state IN ('uploading', 'processing', 'done')) ORDER BY id LIMIT 1",
+            (item.account, item.sha256, item.id),
         ).fetchone()
         return _item(row) if row else None
 
@@ -361,6 +374,13 @@ def _check_fields(fields: dict[str, Any]) -> None:
 def _encode(value: Any) -> Any:
     if isinstance(value, State):
         return str(value)
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            # A file name whose bytes are not UTF-8 holds surrogate escapes (os.fsdecode), which SQLite
+            # cannot store as text: keep its exact bytes as a BLOB; _item turns them back into the name.
+            return value.encode("utf-8", "surrogateescape")
     if isinstance(value, list | dict | tuple):
         return json.dumps(value)
     return value
@@ -368,5 +388,8 @@ def _encode(value: Any) -> Any:
 
 def _item(row: sqlite3.Row) -> Item:
     values = {key: row[key] for key in row.keys()}  # noqa: SIM118 - sqlite3.Row
+    for key, value in values.items():
+        if isinstance(value, bytes):   # a name stored as its bytes by _encode
+            values[key] = value.decode("utf-8", "surrogateescape")
     values["state"] = State(values["state"])
     return Item(**values)

@@ -53,7 +53,7 @@ def main(settings: Settings, ref: str, *, now: float | None = None) -> int:
             outbox.move_no_overwrite(sidecar, base / "failed" / outbox.suffixed(f"{name}.retried.json", number))
         stamp = time.time() if now is None else now
         store.transition(item.id, State.FAILED, State.CANCELLED, now=stamp,
-                         detail=f"put back in inbox/ as {new_name} by watchfolder retry")
+                         note=f"put back in inbox/ as {new_name} by watchfolder retry")
         print(f"{item.account}/failed/{name} → {item.account}/inbox/{new_name}: it will be taken in again "
               "with a fresh attempt budget")
         return 0

@@ -25,6 +25,10 @@ from watchfolder.store import Store
 
 ORPHAN_SETTINGS_SECONDS = 600.0   # a settings file whose media never came goes to failed/ after this
 UNREADABLE_RECHECK = 5.0          # how often a file we cannot read is tried again
+INBOX_GONE_RECHECK = 30.0         # an entry of a vanished inbox is kept; the rescan on its return wakes it sooner
+TROUBLE_RECHECK = 30.0            # an entry that could not be examined (I/O error, a bug) is tried again after this
+INBOX_GONE_NOTE = "waiting: the inbox is unavailable (share not mounted?)"
+TROUBLE_NOTE = "cannot read it right now (see the log); trying again"
 # Pictures and clips a photo folder may hold that a photo post cannot take (see _refuse_foreign_media).
 FOREIGN_MEDIA = frozenset({".heic", ".heif", ".avif", ".gif", ".bmp", ".tif", ".tiff", ".dng", ".cr2", ".cr3",
                            ".nef", ".arw", ".raw", ".mp4", ".mov", ".m4v", ".webm"})
@@ -83,7 +87,11 @@ class Intake:
         for key, pending in list(self.pending.items()):
             if pending.recheck_at > now:
                 continue
-            done, changed = self._examine(pending, now)
+            try:
+                done, changed = self._examine(pending, now)
+            except Exception as exc:  # noqa: BLE001 - one odd entry or a share outage must not stop the daemon
+                self._trouble(pending, now, exc)
+                continue
             recorded += changed
             if done:
                 self.pending.pop(key, None)
@@ -117,6 +125,14 @@ class Intake:
         entry = entries.classify(self.inbox(account), account, name, self.settings.watch.ignore)
         if entry.kind == "ignored":
             return True, 0
+        if entry.kind == "missing" and not os.path.isdir(self.inbox(account)):
+            # The share went away (or the inbox was moved): that is not the user taking the file out,
+            # so nothing is cancelled; the watcher rescans the inbox when it is back.
+            self.notices[key] = INBOX_GONE_NOTE
+            pending.recheck_at = now + INBOX_GONE_RECHECK
+            return False, 0
+        if self.notices.get(key) in (INBOX_GONE_NOTE, TROUBLE_NOTE):
+            del self.notices[key]
         if entry.kind == "missing":
             self.notices.pop(key, None)
             self._cancel_if_waiting(account, name, now)
@@ -162,13 +178,30 @@ class Intake:
         self.notices[key] = "cannot read: permission denied (it is picked up once readable)"
         pending.recheck_at = now + UNREADABLE_RECHECK
 
+    def _trouble(self, pending: Pending, now: float, exc: Exception) -> None:
+        """Keep an entry that could not be examined (unreadable, share outage, a bug) and look again later."""
+        if isinstance(exc, PermissionError):
+            self._unreadable(pending, now)
+            return
+        key = (pending.account, pending.name)
+        if self.notices.get(key) != TROUBLE_NOTE:
+            item = entries.display_name(pending.name)
+            if isinstance(exc, OSError):
+                self.log.warning("inbox_read_failed", account=pending.account, item=item,
+                                 reason=exc.strerror or str(exc))
+            else:
+                self.log.exception("intake_failed", account=pending.account, item=item,
+                                   error=f"{type(exc).__name__}: {exc}")
+        self.notices[key] = TROUBLE_NOTE
+        pending.recheck_at = now + TROUBLE_RECHECK
+
     def _cancel_if_waiting(self, account: str, name: str, now: float) -> None:
         item = self.store.find_open(account, name)
         if item is None or item.folder != "inbox":
             return
         if item.state in (State.QUEUED, State.WAITING, State.DETECTED):
             self.store.transition(item.id, item.state, State.CANCELLED, now=now,
-                                  detail="taken out of inbox/ before it was sent")
+                                  note="taken out of inbox/ before it was sent")
             self.log.info("item_cancelled", account=account, item=entries.display_name(name))
 
     def _refresh_identity(self, item_id: int, fp: settle.Fingerprint, now: float) -> None:
@@ -221,7 +254,7 @@ class Intake:
         except MediaError as exc:
             item = self.store.add_item(account=entry.account, name=entry.name, kind=str(kind), now=now,
                                        state=State.FAILED, error_code=exc.code, error_message=exc.message,
-                                       detail=exc.message, **base)
+                                       note=exc.message, **base)
             self.log.warning("item_refused", account=entry.account, item=entries.display_name(entry.name),
                              code=exc.code, reason=exc.message, item_id=item.id)
             return 1

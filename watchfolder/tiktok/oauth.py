@@ -19,7 +19,8 @@ from urllib.parse import urlencode
 import requests
 
 from watchfolder.errors import AuthError, TikTokError
-from watchfolder.model import SCOPE_FOR_MODE, Action, Mode
+from watchfolder.model import SCOPE_FOR_MODE, Mode
+from watchfolder.tiktok import codes
 
 AUTHORIZE_URL = "https://www.tiktok.com/v2/auth/authorize/"
 API_BASE_URL = "https://open.tiktokapis.com"
@@ -30,20 +31,6 @@ USER_INFO_FIELDS = "open_id,union_id,avatar_url,display_name"
 BASIC_SCOPE = "user.info.basic"
 
 _VERIFIER_ALPHABET = string.ascii_letters + string.digits + "-._~"
-
-# What to do about an OAuth `error` (and the few envelope codes user/info can answer). Kept
-# local on purpose: sign-in must not depend on the posting policy table.
-_ACTIONS = {
-    "invalid_grant": Action.REAUTH,
-    "auth_removed": Action.REAUTH,
-    "scope_not_authorized": Action.REAUTH,
-    "access_token_invalid": Action.REFRESH,
-    "server_error": Action.RETRY,
-    "temporarily_unavailable": Action.RETRY,
-    "internal_error": Action.RETRY,
-    "rate_limit_exceeded": Action.RETRY,
-    "network_error": Action.RETRY,
-}
 
 _CLIENT_SETUP_HINT = (
     "no TikTok client secret: set tiktok.client_secret_file in the config, "
@@ -86,10 +73,10 @@ class TokenGrant:
 
 
 def _error(code: str, message: str, *, log_id: str = "", http_status: int | None = None) -> TikTokError:
-    action = _ACTIONS.get(code, Action.FAIL)
-    if code not in _ACTIONS and http_status is not None and (http_status >= 500 or http_status == 429):
-        action = Action.RETRY
-    return TikTokError(code, message, action=action, log_id=log_id, http_status=http_status)
+    # One policy table for every code TikTok can answer with, OAuth's included (docs/tiktok-errors.md).
+    policy = codes.POLICY.get(code) or codes.FAIL_REASONS.get(code) or codes.for_error(code, http_status)
+    return TikTokError(code, message, action=policy.action, log_id=log_id, http_status=http_status,
+                       advice=policy.advice)
 
 
 class OAuthClient:
