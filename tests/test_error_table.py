@@ -69,7 +69,11 @@ def plan(row: Row) -> tuple[str, str]:
     return "inbox", "seam"
 
 
-@pytest.mark.parametrize("row", ROWS, ids=lambda row: f"{row.code}-{'reason' if 'fail_reason' in row.where else 'code'}")
+def row_id(row: Row) -> str:
+    return f"{row.code}-{'reason' if 'fail_reason' in row.where else 'code'}"
+
+
+@pytest.mark.parametrize("row", ROWS, ids=row_id)
 def test_each_code_gets_its_documented_handling(row, make_rig, tmp_path, monkeypatch):
     mode, how = plan(row)
     account = {"mode": mode}
