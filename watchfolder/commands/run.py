@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import types
+from collections.abc import Mapping
 
-from watchfolder import logs, service
+from watchfolder import logs, metrics, notify, sdnotify, service
 from watchfolder.config import Settings
+
+
+def service_hooks(settings: Settings, env: Mapping[str, str]) -> list[object]:
+    """Return the hooks the settings and environment ask for: sd_notify under systemd ($NOTIFY_SOCKET),
+    /healthz and /metrics (metrics.listen), notifications (notify.webhook or notify.ntfy).
+
+    The health monitor comes first, so the others read a fresh store probe. Raise WatchfolderError
+    when metrics.listen cannot be bound.
+    """
+    monitor = metrics.HealthMonitor()
+    hooks: list[object] = [monitor]
+    systemd = sdnotify.from_env(env, monitor)
+    if systemd is not None:
+        hooks.append(systemd)
+    if settings.metrics.listen is not None:
+        hooks.append(metrics.MetricsServer(settings, monitor))
+    if settings.notify.webhook or settings.notify.ntfy:
+        hooks.append(notify.Notifier(settings))
+    return hooks if len(hooks) > 1 else []
 
 
 def main(settings: Settings, *, hooks: list[object] | None = None) -> int:
     """Configure logging, install signal handlers that only set the stop flag, run the daemon."""
     logs.register_secret(settings.tiktok.client_secret)
     logs.configure(settings.log_level, stream=sys.stderr)
-    daemon = service.Daemon(settings, hooks=list(hooks or []))
+    daemon = service.Daemon(settings, hooks=[*service_hooks(settings, os.environ), *(hooks or [])])
 
     def stop(signum: int, frame: types.FrameType | None) -> None:
         daemon.stop.set()

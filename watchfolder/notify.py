@@ -1,0 +1,228 @@
+"""Notifications: a POST to a webhook (JSON) and/or an ntfy-style topic (plain text) when something needs a person.
+
+Three events, each sent once: ``item_failed`` (an item reached failed/), ``account_paused`` (TikTok
+refused an account as a whole, or its sign-in is gone) and ``token_expiring`` (the refresh token
+expires within ``tiktok.refresh_warn_days``). The hook finds them in the store from the main loop
+(the failed events after a remembered event id, the accounts table, the token files), remembers
+what it has announced in the store's ``runtime`` table so a restart does not repeat itself, and
+hands the messages to a sender thread, so a slow webhook never holds up the loop. The payloads are
+documented in docs/service.md. No token or secret is ever part of one; URLs are logged by host only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import email.header
+import queue
+import socket
+import threading
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from watchfolder import __version__, logs
+from watchfolder.config import Settings
+from watchfolder.errors import AuthError
+from watchfolder.finish import iso
+from watchfolder.intake.entries import display_name
+
+SCAN_SECONDS = 2.0        # how often the store is looked at for new failures and pauses
+EXPIRY_SECONDS = 3600.0   # how often the token files are looked at
+RETRY_DELAYS = (1.0, 5.0)  # between the attempts of one POST (three in all)
+TIMEOUT = 10.0
+RUNTIME_KEY = "notify"
+
+
+@dataclasses.dataclass(frozen=True)
+class Event:
+    """One notification. ``fields`` are the event's own keys of the webhook payload."""
+
+    kind: str       # item_failed | account_paused | token_expiring
+    severity: str   # error | warning
+    account: str
+    title: str
+    message: str
+    at: float
+    fields: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def webhook_payload(event: Event, host: str) -> dict[str, Any]:
+    """Given an event and this machine's name, return the JSON body POSTed to ``notify.webhook``."""
+    return {"source": "watchfolder", "version": __version__, "event": event.kind, "severity": event.severity,
+            "account": event.account, "title": event.title, "message": event.message, "at": iso(event.at),
+            "host": host, **event.fields}
+
+
+_NTFY_TAGS = {"item_failed": "x", "account_paused": "pause_button", "token_expiring": "key"}
+
+
+def ntfy_request(event: Event) -> tuple[dict[str, str], bytes]:
+    """Given an event, return the headers and UTF-8 body of the plain POST to ``notify.ntfy``.
+
+    Header values must be Latin-1 on the wire; a title with other characters (an emoji in a file
+    name) is sent as an RFC 2047 encoded word, which ntfy decodes.
+    """
+    title = event.title
+    if not title.isascii():
+        title = email.header.Header(title, "utf-8").encode()
+    headers = {"Title": title, "Priority": "high" if event.severity == "error" else "default",
+               "Tags": f"{_NTFY_TAGS.get(event.kind, 'bell')},watchfolder",
+               "Content-Type": "text/plain; charset=utf-8"}
+    return headers, event.message.encode("utf-8")
+
+
+class Sender:
+    """POSTs events from a queue on its own thread, three attempts each; never raises into the daemon."""
+
+    def __init__(self, *, webhook: str | None, ntfy: str | None, log: Any = None, timeout: float = TIMEOUT,
+                 retry_delays: tuple[float, ...] = RETRY_DELAYS) -> None:
+        self.webhook, self.ntfy = webhook, ntfy
+        self.log = log if log is not None else logs.get_logger()
+        self.timeout = timeout
+        self.retry_delays = retry_delays
+        self.host = socket.gethostname()
+        self.queue: queue.Queue[Event | None] = queue.Queue()
+        self.closing = threading.Event()
+        self.session = requests.Session()
+        self.session.headers["User-Agent"] = f"watchfolder/{__version__}"
+        self.thread = threading.Thread(target=self._run, name="notify", daemon=True)
+        self.thread.start()
+
+    def put(self, event: Event) -> None:
+        self.queue.put(event)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Send what is queued, for ``timeout`` seconds at most, then stop the thread."""
+        self.queue.put(None)
+        self.thread.join(timeout)
+        self.closing.set()  # a retry still waiting gives up now
+        self.thread.join(1.0)
+        self.session.close()
+
+    def _run(self) -> None:
+        while (event := self.queue.get()) is not None:
+            if self.webhook:
+                self._post(self.webhook, event, json=webhook_payload(event, self.host))
+            if self.ntfy:
+                headers, body = ntfy_request(event)
+                self._post(self.ntfy, event, data=body, headers=headers)
+
+    def _post(self, url: str, event: Event, **request: Any) -> None:
+        target = urlsplit(url).netloc  # the path may be a secret topic name: log the host only
+        for attempt, delay in enumerate((*self.retry_delays, None), start=1):
+            try:
+                response = self.session.post(url, timeout=self.timeout, allow_redirects=False, **request)
+                outcome = f"HTTP {response.status_code}"
+                if response.status_code < 300:
+                    self.log.info("notification_sent", kind=event.kind, account=event.account, target=target)
+                    return
+                if response.status_code < 500 and response.status_code != 429:
+                    break  # the receiver refuses this request; asking again will not change that
+            except requests.RequestException as exc:
+                outcome = type(exc).__name__
+            if delay is None or self.closing.wait(delay):
+                break
+            self.log.info("notification_retry", kind=event.kind, target=target, attempt=attempt, outcome=outcome)
+        self.log.warning("notification_failed", kind=event.kind, account=event.account, target=target,
+                         outcome=outcome)
+
+
+class Notifier:
+    """The daemon hook that finds events in the store and hands them to a Sender."""
+
+    def __init__(self, settings: Settings, *, sender: Sender | None = None, log: Any = None,
+                 scan_seconds: float = SCAN_SECONDS, expiry_seconds: float = EXPIRY_SECONDS) -> None:
+        self.settings = settings
+        self.log = log if log is not None else logs.get_logger()
+        self.sender = sender or Sender(webhook=settings.notify.webhook, ntfy=settings.notify.ntfy, log=self.log)
+        self.scan_seconds = scan_seconds
+        self.expiry_seconds = expiry_seconds
+        self.state: dict[str, Any] = {}
+        self._last_scan = self._last_expiry = float("-inf")
+
+    def on_ready(self, daemon: Any) -> None:
+        """Load what was announced before; on the first start ever, begin after the failures already recorded."""
+        stored = daemon.store.runtime(RUNTIME_KEY)
+        if stored is not None:
+            self.state = stored[0]
+        else:
+            (last,) = daemon.store.conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
+            self.state = {"event_id": int(last), "paused": {}, "expiry": {}}
+
+    def on_tick(self, daemon: Any, now: float) -> None:
+        mono = time.monotonic()
+        if mono - self._last_scan < self.scan_seconds:
+            return
+        self._last_scan = mono
+        before = repr(self.state)
+        self._failures(daemon, now)
+        self._pauses(daemon, now)
+        if mono - self._last_expiry >= self.expiry_seconds:
+            self._last_expiry = mono
+            self._expiring(daemon, now)
+        if repr(self.state) != before:
+            daemon.store.set_runtime(RUNTIME_KEY, self.state, now)
+
+    def on_stop(self, daemon: Any) -> None:
+        self.sender.close()
+
+    # ---- finding events ---------------------------------------------------------------------------
+
+    def _failures(self, daemon: Any, now: float) -> None:
+        rows = daemon.store.conn.execute("SELECT id, item_id FROM events WHERE id > ? AND state = 'failed' "
+                                         "ORDER BY id", (self.state["event_id"],)).fetchall()
+        for event_id, item_id in rows:
+            item = daemon.store.get(item_id)
+            name = display_name(item.name)
+            error = {"code": item.error_code, "message": item.error_message, "log_id": item.error_log_id}
+            self.sender.put(Event(
+                "item_failed", "error", item.account, f"{item.account}: {name} failed",
+                f"{name} ({item.account}) went to failed/: {item.error_code}: {item.error_message or ''}".strip(),
+                now, {"item": name, "item_id": item.id, "kind": item.kind, "error": error}))
+            self.state["event_id"] = event_id
+        if not rows:  # move past other events too, so the next query starts near the end of the table
+            (last,) = daemon.store.conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
+            self.state["event_id"] = max(self.state["event_id"], int(last))
+
+    def _pauses(self, daemon: Any, now: float) -> None:
+        paused: dict[str, str] = self.state.setdefault("paused", {})
+        for account in self.settings.accounts:
+            state = daemon.store.account_state(account.name)
+            if not state.paused_code:
+                paused.pop(account.name, None)
+                continue
+            if paused.get(account.name) == state.paused_code:
+                continue
+            paused[account.name] = state.paused_code
+            if state.paused_code == "sign_in":
+                text = f"{account.name} is paused until it signs in again: watchfolder auth login {account.name}"
+            else:
+                until = f"; next try {iso(state.wait_until)}" if state.wait_until else ""
+                text = f"{account.name} is paused: {state.paused_message or state.paused_code}{until}"
+            self.sender.put(Event("account_paused", "warning", account.name, f"{account.name}: account paused",
+                                  text, now, {"code": state.paused_code, "until": iso(state.wait_until)}))
+
+    def _expiring(self, daemon: Any, now: float) -> None:
+        expiry: dict[str, float] = self.state.setdefault("expiry", {})
+        window = self.settings.tiktok.refresh_warn_days * 86400
+        for account in self.settings.accounts:
+            try:
+                tokens = daemon.token_store.load(account.name)
+            except AuthError:
+                tokens = None
+            if tokens is None or tokens.refresh_expires_at - now > window:
+                expiry.pop(account.name, None)  # renewed (or gone): a later expiry is news again
+                continue
+            if expiry.get(account.name) == tokens.refresh_expires_at:
+                continue
+            expiry[account.name] = tokens.refresh_expires_at
+            days = (tokens.refresh_expires_at - now) / 86400
+            when = "has expired" if days <= 0 else f"expires in {days:.1f} days"
+            self.sender.put(Event(
+                "token_expiring", "error" if days <= 1 else "warning", account.name,
+                f"{account.name}: TikTok sign-in {when}",
+                f"The TikTok sign-in of {account.name} {when} ({iso(tokens.refresh_expires_at)}); renew it with: "
+                f"watchfolder auth login {account.name}",
+                now, {"expires_at": iso(tokens.refresh_expires_at), "days_left": round(days, 2)}))
