@@ -88,6 +88,28 @@ def _split_emulator(argv: list[str]) -> tuple[list[str], list[str]] | None:
     return None
 
 
+VALUE_OPTIONS = ("--open-id", "--access-token", "--refresh-token", "--scope", "--expires-in",
+                 "--refresh-expires-in", "--config", "-c")
+
+
+def join_values(argv: list[str]) -> list[str]:
+    """Glue ``--opt value`` into ``--opt=value`` for options that take a value.
+
+    An open_id (or a token) may begin with "-", which argparse would otherwise read as an option.
+    """
+    joined: list[str] = []
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg in VALUE_OPTIONS and index + 1 < len(argv):
+            joined.append(f"{arg}={argv[index + 1]}" if arg.startswith("--") else arg + argv[index + 1])
+            index += 2
+            continue
+        joined.append(arg)
+        index += 1
+    return joined
+
+
 def load_settings(args: argparse.Namespace) -> config.Settings:
     return config.load(getattr(args, "config", None))
 
@@ -122,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from watchfolder.emulator import cli as emulator_cli
 
             return emulator_cli.main(split[1])
-        args = build_parser().parse_args(args_list)
+        args = build_parser().parse_args(join_values(args_list))
         if args.command is None:
             build_parser().print_help()
             return 2
