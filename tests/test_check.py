@@ -216,6 +216,21 @@ def test_a_missing_root_a_damaged_database_and_loose_token_permissions(make_rig)
     assert checks["tokens_dir"]["status"] == "fail" and "chmod 700" in checks["tokens_dir"]["message"]
 
 
+def test_account_folders_on_two_filesystems_are_a_problem(make_rig):
+    rig = make_rig(sign_in=False)
+    if not Path("/dev/shm").is_dir() or os.stat("/dev/shm").st_dev == os.stat(rig.root).st_dev:
+        pytest.skip("needs /dev/shm on a filesystem of its own")
+    elsewhere = Path(tempfile.mkdtemp(dir="/dev/shm"))
+    try:
+        (rig.root / "alice" / "inbox").mkdir(parents=True)
+        (rig.root / "alice" / "done").symlink_to(elsewhere)
+        code, checks, _ = run_check(rig, offline=True)
+        assert code == 1 and checks["folders:alice"]["status"] == "fail"
+        assert "different filesystems" in checks["folders:alice"]["message"]
+    finally:
+        shutil.rmtree(elsewhere, ignore_errors=True)
+
+
 def test_a_bad_config_exits_2_with_a_failed_config_check(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("root: /nowhere\nwatch:\n  settle_seconds: soon\n")

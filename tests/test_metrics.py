@@ -188,7 +188,6 @@ def test_a_taken_port_is_refused_when_the_server_is_built(metrics_rig):
 def test_healthz_says_starting_before_the_daemon_is_ready(metrics_rig):
     rig = metrics_rig()
     server = metrics.MetricsServer(rig.settings, metrics.HealthMonitor())
-    server.start()
     try:
         answer = requests.get(f"http://127.0.0.1:{server.port}/healthz", timeout=2)
         assert answer.status_code == 503 and "starting" in answer.json()["problems"][0]

@@ -102,7 +102,8 @@ def _config(settings: Settings) -> Iterator[Check]:
     for account in settings.accounts:
         if account.mode is Mode.INBOX and any(account.defaults.get(key) for key in ("title", "description")):
             yield Check(f"defaults:{account.name}", WARN, "a title in defaults is not sent: TikTok takes no caption "
-                        "for drafts (mode: inbox); the creator writes it in the app. It is kept in the sidecar only")
+                        "for drafts (mode: inbox); the creator writes it in the app. It is kept in the sidecar only, "
+                        "so leave it out or use mode: direct")
         if account.mode is Mode.DIRECT and not account.defaults.get("privacy_level"):
             yield Check(f"defaults:{account.name}", WARN, "no privacy_level in defaults: every item then needs one "
                         "in its post file, or it fails (TikTok allows no default privacy)")
@@ -132,7 +133,7 @@ def _folders(settings: Settings) -> Iterator[Check]:
         devices = {os.stat(path).st_dev for path in present}
         if blocked:
             yield Check(f"folders:{account.name}", FAIL, f"not writable for {user}: {', '.join(blocked)}; give "
-                        "that user read/write access (chmod u+rwx, or setfacl -m u:USER:rwx)")
+                        f"that user read/write access (chown, chmod u+rwx, or setfacl -m u:{user}:rwx)")
         elif len(devices) > 1:
             yield Check(f"folders:{account.name}", FAIL, f"{account.name}'s inbox, processing, done and failed "
                         "are on different filesystems; moves between them must be renames: keep them on one")

@@ -212,10 +212,11 @@ def _counter(name: str, text: str, samples: list[tuple[tuple[str, ...], float]],
 
 
 class MetricsServer:
-    """The /healthz and /metrics server, as a daemon hook. Binds at construction, so a taken port fails early."""
+    """The /healthz and /metrics server, as a daemon hook. Serves from construction, so a taken port fails
+    before anything else starts, and /healthz says "starting" until the daemon is ready."""
 
     def __init__(self, settings: Settings, monitor: HealthMonitor, *, log: Any = None) -> None:
-        """Given the settings (``metrics.listen`` set) and the shared monitor, bind the address.
+        """Given the settings (``metrics.listen`` set) and the shared monitor, bind the address and serve.
 
         Raise WatchfolderError naming the address when it cannot be bound.
         """
@@ -231,9 +232,10 @@ class MetricsServer:
         try:
             self.server = server_class((host, port), _Handler, self)
         except OSError as exc:
-            raise WatchfolderError(f"metrics.listen {host}:{port}: cannot listen there ({exc.strerror or exc})") \
-                from None
+            raise WatchfolderError(f"metrics.listen {host}:{port}: cannot listen there ({exc.strerror or exc}); "
+                                   "is another watchfolder (or another program) using that port?") from None
         self.thread: threading.Thread | None = None
+        self.start()  # at once: while the daemon starts, /healthz answers 503 "starting" instead of nothing
 
     @property
     def port(self) -> int:
@@ -253,7 +255,6 @@ class MetricsServer:
         self.server.server_close()
 
     def on_ready(self, daemon: Any) -> None:
-        self.start()
         self.log.info("metrics_listening", address=f"{self.server.server_address[0]}:{self.port}")
 
     def on_tick(self, daemon: Any, now: float) -> None:

@@ -146,7 +146,7 @@ class Notifier:
         """Load what was announced before; on the first start ever, begin after the failures already recorded."""
         stored = daemon.store.runtime(RUNTIME_KEY)
         if stored is not None:
-            self.state = stored[0]
+            self.state = {"event_id": 0, "paused": {}, "expiry": {}, **stored[0]}
         else:
             (last,) = daemon.store.conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
             self.state = {"event_id": int(last), "paused": {}, "expiry": {}}

@@ -64,12 +64,15 @@ class Notify:
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
         self._lock = threading.Lock()
         self._failed = False
+        self._closed = False
 
     def send(self, *lines: str) -> bool:
         """Send the lines as one datagram (``KEY=value`` each); return True if it went out."""
         payload = "\n".join(line.replace("\n", " ") for line in lines).encode("utf-8")
         try:
             with self._lock:
+                if self._closed:
+                    return False  # the stop announcement may race the final one; the socket is gone
                 self._socket.sendto(payload, self.address)
         except OSError as exc:
             if not self._failed:  # once: a missing socket would otherwise log four times a second
@@ -80,7 +83,9 @@ class Notify:
         return True
 
     def close(self) -> None:
-        self._socket.close()
+        with self._lock:
+            self._closed = True
+            self._socket.close()
 
 
 def status_line(data: dict[str, Any], now: float) -> str:
