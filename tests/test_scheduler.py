@@ -67,6 +67,8 @@ def test_the_pending_draft_cap_is_a_wait_and_the_queue_resumes_a_day_later(tmp_p
         account = data["accounts"][0]
         assert "5 pending drafts" in account["note"] and "next try" in account["note"]
         assert account["waiting"] + account["queued"] == 2
+        assert account["sent_24h"] == 2 and "drafts sent in 24 h: 2" in account["budget_text"]
+        assert "5 pending drafts" in status.render(data)
         assert sorted(os.listdir(rig.folder("alice", "inbox"))) == sorted(p.name for p in sources[2:])
         assert os.listdir(rig.folder("alice", "failed")) == []
         emulator.clock.advance(24 * 3600 + 60)

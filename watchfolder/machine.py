@@ -16,6 +16,8 @@ WINDOW = 60.0
 PROBE_FIRST = 3600.0       # a capped account is probed again after an hour …
 PROBE_MAX = DAY            # … doubling up to once a day
 RATE_LIMIT_BACKOFF = 65.0  # a 429 that came anyway: the sliding window is 60 s
+PENDING_DRAFT_CAP = 5      # TikTok: at most 5 pending inbox drafts in any 24 h (shown by status, not enforced)
+DAILY_POST_CAP = 15        # TikTok: "typically around 15" direct posts a day per creator
 
 WAIT_TEXT = {
     "pending_share": "TikTok allows 5 pending drafts per 24 h",

@@ -231,8 +231,8 @@ class Pipeline:
         item = self.store.update(item.id, now=self.clock(), **result)
         self.store.set_account_state(item.account, wait_until=None, wait_reason=None, wait_code=None,
                                      probe_seconds=None, paused_code=None, paused_message=None)
-        if Mode(account.mode) is Mode.DIRECT:
-            self.store.ledger_add(item.account, "post", self.clock())
+        # What TikTok's daily caps count: direct posts, or drafts sent to the creator's inbox.
+        self.store.ledger_add(item.account, "post" if Mode(account.mode) is Mode.DIRECT else "draft", self.clock())
         log.info("init_done", publish_id=item.publish_id, chunks=item.chunk_count)
         if item.folder == "inbox":
             item = self._to_processing(item, log)

@@ -75,8 +75,9 @@ def account_rows(settings: Settings, store: Store, now: float) -> list[dict[str,
         elif state.wait_until and state.wait_until > now:
             note = f"waiting: {machine.wait_text(state.wait_reason)}; next try {_local(state.wait_until)}"
         held = tokens.load(account.name)
-        kind = "post" if str(account.mode) == "direct" else "init"
-        sent_24h = len(store.ledger_times(account.name, kind, now - 86400))
+        direct = str(account.mode) == "direct"
+        sent_24h = len(store.ledger_times(account.name, "post" if direct else "draft", now - 86400))
+        cap = machine.DAILY_POST_CAP if direct else machine.PENDING_DRAFT_CAP
         rows.append({
             "account": account.name, "mode": str(account.mode), "note": note,
             "queued": counts[State.QUEUED] + counts[State.DETECTED], "waiting": counts[State.WAITING],
@@ -84,6 +85,9 @@ def account_rows(settings: Settings, store: Store, now: float) -> list[dict[str,
             "done_today": sum(1 for i in finished_today if i.state is State.DONE),
             "failed_today": sum(1 for i in finished_today if i.state is State.FAILED),
             "sent_24h": sent_24h,
+            # As far as we know: TikTok counts drafts the creator has not posted yet, and posts from other apps.
+            "budget_left": max(0, cap - sent_24h),
+            "budget_text": f"{'posts' if direct else 'drafts'} sent in 24 h: {sent_24h} of about {cap}",
             "signed_in": held is not None,
             "wait_until": iso(state.wait_until), "wait_reason": state.wait_reason, "paused": state.paused_code,
         })
@@ -124,12 +128,14 @@ def render(data: dict[str, Any]) -> str:
     else:
         lines.append(f"daemon: running (pid {daemon['pid']})")
         for obs in daemon["observers"]:
-            if not obs["available"] or not obs["alive"]:
-                lines.append(f"  inbox of {obs['account']}: unavailable: {obs['message']}")
+            if not obs["available"]:   # the message says "unavailable: why"
+                lines.append(f"  inbox of {obs['account']}: {obs['message']}")
+            elif not obs["alive"]:
+                lines.append(f"  inbox of {obs['account']}: not watched right now: {obs['message']}")
     for acc in data["accounts"]:
         lines.append(f"{acc['account']} ({acc['mode']}): {acc['queued']} queued, {acc['waiting']} waiting, "
                      f"{acc['uploading']} uploading, {acc['processing']} processing, {acc['done_today']} done and "
-                     f"{acc['failed_today']} failed today — {acc['note']}")
+                     f"{acc['failed_today']} failed today; {acc['budget_text']} — {acc['note']}")
     if data["items"]:
         lines.append("")
         lines.append(f"{'ID':>5}  {'ACCOUNT':<12} {'STATE':<10} {'NAME':<40} WHAT")
