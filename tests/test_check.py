@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.harness import Rig
-from watchfolder import doctor
+from watchfolder import doctor, samples
 from watchfolder.commands import check
 from watchfolder.emulator.clock import OffsetClock
 from watchfolder.emulator.testing import running_emulator
@@ -169,6 +169,19 @@ def test_config_warnings_inline_secret_rates_above_the_documented_limits_and_dra
         "message"]
     assert "inline-secret-value" not in raw
     assert "tiktok:alice" not in checks and "not compared" in checks["clock"]["message"]
+
+
+def test_captions_waiting_in_an_inbox_mode_inbox_are_named(make_rig, tmp_path):
+    rig = make_rig(accounts={"alice": {"mode": "inbox"}, "bob": {"mode": "direct"}}, sign_in=False)
+    for account in ("alice", "bob"):
+        inbox = rig.folder(account, "inbox")
+        inbox.mkdir(parents=True)
+        samples.write_mp4(inbox / "clip.mp4", size=100_000)
+        (inbox / "clip.yaml").write_text("title: hello\nprivacy_level: SELF_ONLY\n")
+    _, checks, _ = run_check(rig, offline=True)
+    assert checks["captions:alice"]["status"] == "warn"
+    assert checks["captions:alice"]["message"].startswith("alice: clip.yaml set a caption")
+    assert "captions:bob" not in checks
 
 
 def test_low_inotify_limits_are_explained_with_the_sysctl_to_raise(make_rig):

@@ -29,6 +29,7 @@ from watchfolder import fsinfo, statelock
 from watchfolder.commands import status as status_command
 from watchfolder.config import AccountSettings, Settings
 from watchfolder.errors import AuthError, TikTokError, WatchfolderError
+from watchfolder.intake import intake
 from watchfolder.mediahost import MediaHost
 from watchfolder.model import SCOPE_FOR_MODE, Mode
 from watchfolder.store import DB_NAME, Store
@@ -65,8 +66,8 @@ def run(settings: Settings, *, now: float, offline: bool = False, mounts: Sequen
     host's URL and the clock comparison.
     """
     table = list(fsinfo.read_mounts() if mounts is None else mounts)
-    checks = [*_config(settings), *_folders(settings), *_state(settings, table, now), *_watch(settings, table,
-                                                                                      inotify_limits)]
+    checks = [*_config(settings), *_folders(settings), *_captions(settings), *_state(settings, table, now),
+              *_watch(settings, table, inotify_limits)]
     for account in settings.accounts:
         checks += _account(settings, account, now, offline, timeout)
     checks += _media_host(settings, offline, timeout)
@@ -141,6 +142,13 @@ def _folders(settings: Settings) -> Iterator[Check]:
             missing = [sub for sub in ACCOUNT_FOLDERS if not (base / sub).exists()]
             note = f"; {', '.join(missing)} will be created at start" if missing else ""
             yield Check(f"folders:{account.name}", OK, f"{base} is usable{note}")
+
+
+def _captions(settings: Settings) -> Iterator[Check]:
+    """Videos waiting in an inbox-mode account's inbox whose settings file gives a caption TikTok will drop."""
+    if settings.root.is_dir():
+        for line in intake.inbox_caption_warnings(settings):
+            yield Check(f"captions:{line.split(':', 1)[0]}", WARN, line)
 
 
 def _state(settings: Settings, mounts: Sequence[fsinfo.Mount], now: float) -> Iterator[Check]:
