@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 import os
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, cast
+from typing import Any
 
+from watchfolder import configvalues as cv
 from watchfolder import postsettings
+from watchfolder.configvalues import Converter, parse_duration, parse_listen
 from watchfolder.errors import ConfigError, UsageError
 from watchfolder.model import Mode, VideoSource
+
+__all__ = ["ConfigError", "Settings", "load", "parse_duration", "parse_listen"]
 
 _frozen = dataclasses.dataclass(frozen=True, slots=True)
 MIN_CHUNK, MAX_CHUNK = 5_242_880, 64_000_000  # TikTok's rule for every chunk but the last
@@ -116,130 +118,6 @@ class Settings:
         raise UsageError(f"unknown account {name!r}; the config has: {known}")
 
 
-# ---- value converters: each takes the raw YAML value, returns the typed one or raises ValueError
-
-
-def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def parse_duration(value: object) -> float:
-    """Given 10, 10.5, "10", "10s", "5m", "2h" or "1d", return seconds; raise ValueError otherwise."""
-    seconds: float | None = None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str):
-        match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value)
-        if match:
-            seconds = float(match[1]) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match[2]]
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f'must be a duration like 10, "10s" or "5m", got {_show(value)}')
-    return seconds
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """Given "HOST:PORT", ":PORT" (host 127.0.0.1) or "[v6]:PORT", return (host, port); raise ValueError."""
-    match = re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[^:\[\]\s]*):(\d{1,5})", value) if isinstance(value, str) else None
-    if not match or int(match[2]) > 65535:
-        raise ValueError(f"must be HOST:PORT like 127.0.0.1:9808 (or [::1]:9808), got {_show(value)}")
-    return match[1].strip("[]") or "127.0.0.1", int(match[2])
-
-
-Converter = Callable[[object], Any]
-
-
-def _text(value: object) -> str:
-    if isinstance(value, str) and value.strip():
-        return value
-    raise ValueError(f"must be non-empty text, got {_show(value)}")
-
-
-def _secret_text(value: object) -> str:
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    raise ValueError("must be non-empty text (quote it)")  # the value itself is never shown
-
-
-def _flag(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise ValueError(f"must be true or false, got {_show(value)}")
-
-
-def _whole(low: int, high: int | None = None, what: str = "a whole number") -> Converter:
-    def convert(value: object) -> int:
-        in_range = isinstance(value, int) and value >= low and (high is None or value <= high)
-        if in_range and not isinstance(value, bool):
-            return value
-        span = f"from {low:,} to {high:,}" if high is not None else f"{low} or more"
-        raise ValueError(f"must be {what} {span}, got {_show(value)}")
-
-    return convert
-
-
-def _rate(value: object) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    raise ValueError(f"must be calls per minute, a whole number (0 means no limit), got {_show(value)}")
-
-
-def _seconds(allow_zero: bool = False) -> Converter:
-    def convert(value: object) -> float:
-        seconds = parse_duration(value)
-        if seconds == 0 and not allow_zero:
-            raise ValueError("must be more than 0 seconds, got 0")
-        return seconds
-
-    return convert
-
-
-def _days(value: object) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < math.inf:
-        return float(value)
-    raise ValueError(f"must be a number of days, 0 or more, got {_show(value)}")
-
-
-def _choice(*options: str) -> Converter:
-    def convert(value: object) -> str:
-        if value in options:
-            return str(value)
-        raise ValueError(f"must be one of {', '.join(options)}, got {_show(value)}")
-
-    return convert
-
-
-def _url(value: object) -> str:
-    if isinstance(value, str) and re.fullmatch(r"https?://[^/\s]+(/\S*)?", value):
-        return value
-    raise ValueError(f"must be a URL starting with http:// or https://, got {_show(value)}")
-
-
-def _url_prefix(value: object) -> str:
-    url = _url(value)
-    if not url.endswith("/"):
-        raise ValueError(f'must end with "/" (names are appended to it), got {_show(value)}')
-    return url
-
-
-def _listen(value: object) -> tuple[str, int]:
-    return parse_listen(cast(str, value))  # parse_listen refuses a non-string itself
-
-
-def _globs(value: object) -> tuple[str, ...]:
-    if isinstance(value, list) and all(isinstance(item, str) and item for item in value):
-        return tuple(value)
-    raise ValueError(f'must be a list of file-name patterns like ["*.bak"], got {_show(value)}')
-
-
-def _path(base: Path) -> Converter:
-    def convert(value: object) -> Path:
-        # Relative paths follow the config file, not the daemon's working folder (systemd uses /).
-        return Path(os.path.normpath(base / Path(_text(value)).expanduser()))
-
-    return convert
-
-
 # ---- the schema: YAML key → (field name, converter); None marks a key handled by hand
 
 _Spec = dict[str, "tuple[str, Converter] | None"]
@@ -248,26 +126,26 @@ _TOP: _Spec = dict.fromkeys(
      "notify", "accounts", "log_level", "allow_network_state_dir"])
 _TIKTOK: _Spec = {
     "client_key": None, "client_secret_file": None, "client_secret": None,
-    "api_base_url": ("api_base_url", _url), "redirect_uri": ("redirect_uri", _url),
-    "init_per_minute": ("init_per_minute", _rate), "status_per_minute": ("status_per_minute", _rate),
-    "creator_info_per_minute": ("creator_info_per_minute", _rate),
-    "timeout_seconds": ("timeout_seconds", _seconds()),
-    "refresh_margin_seconds": ("refresh_margin_seconds", _seconds(allow_zero=True)),
-    "refresh_warn_days": ("refresh_warn_days", _days)}
+    "api_base_url": ("api_base_url", cv.url), "redirect_uri": ("redirect_uri", cv.url),
+    "init_per_minute": ("init_per_minute", cv.rate), "status_per_minute": ("status_per_minute", cv.rate),
+    "creator_info_per_minute": ("creator_info_per_minute", cv.rate),
+    "timeout_seconds": ("timeout_seconds", cv.seconds()),
+    "refresh_margin_seconds": ("refresh_margin_seconds", cv.seconds(allow_zero=True)),
+    "refresh_warn_days": ("refresh_warn_days", cv.days)}
 _WATCH: _Spec = {
-    "observer": ("observer", _choice("auto", "inotify", "polling")),
-    "poll_interval": ("poll_interval", _seconds()), "settle_seconds": ("settle_seconds", _seconds()),
-    "rescan_seconds": ("rescan_seconds", _seconds()), "ignore": ("ignore", _globs)}
+    "observer": ("observer", cv.choice("auto", "inotify", "polling")),
+    "poll_interval": ("poll_interval", cv.seconds()), "settle_seconds": ("settle_seconds", cv.seconds()),
+    "rescan_seconds": ("rescan_seconds", cv.seconds()), "ignore": ("ignore", cv.globs)}
 _UPLOAD: _Spec = {
-    "chunk_size": ("chunk_size", _whole(MIN_CHUNK, MAX_CHUNK, "a number of bytes")),
-    "status_poll_seconds": ("status_poll_seconds", _seconds()),
-    "max_attempts": ("max_attempts", _whole(1)), "retry_initial": ("retry_initial_seconds", _seconds()),
-    "retry_max": ("retry_max_seconds", _seconds())}
-_MEDIA_HOST: _Spec = {"url_prefix": ("url_prefix", _url_prefix), "serve": ("serve", _listen),
+    "chunk_size": ("chunk_size", cv.whole(MIN_CHUNK, MAX_CHUNK, "a number of bytes")),
+    "status_poll_seconds": ("status_poll_seconds", cv.seconds()),
+    "max_attempts": ("max_attempts", cv.whole(1)), "retry_initial": ("retry_initial_seconds", cv.seconds()),
+    "retry_max": ("retry_max_seconds", cv.seconds())}
+_MEDIA_HOST: _Spec = {"url_prefix": ("url_prefix", cv.url_prefix), "serve": ("serve", cv.listen),
                       "publish_dir": None}
-_PHOTOS: _Spec = {"convert": ("convert", _flag)}
-_METRICS: _Spec = {"listen": ("listen", _listen)}
-_NOTIFY: _Spec = {"webhook": ("webhook", _url), "ntfy": ("ntfy", _url)}
+_PHOTOS: _Spec = {"convert": ("convert", cv.flag)}
+_METRICS: _Spec = {"listen": ("listen", cv.listen)}
+_NOTIFY: _Spec = {"webhook": ("webhook", cv.url), "ntfy": ("ntfy", cv.url)}
 _ACCOUNT: _Spec = {"mode": None, "video_source": None, "defaults": None}
 
 KEYS: Mapping[str, frozenset[str]] = MappingProxyType({
@@ -291,7 +169,7 @@ class _Walk:
         if raw is None:
             return {}
         if not isinstance(raw, dict):
-            self.problem(key or "(top level)", f"must be a mapping of keys, got {_show(raw)}")
+            self.problem(key or "(top level)", f"must be a mapping of keys, got {cv.show(raw)}")
             return {}
         for name in raw:
             if name not in spec:
@@ -363,7 +241,7 @@ def _build(raw: object, walk: _Walk, config_path: Path, env: Mapping[str, str]) 
     if raw is None:
         walk.problem("(top level)", "the file is empty")
     top = walk.section(raw, "", _TOP)
-    to_path = _path(config_path.parent)
+    to_path = cv.path(config_path.parent)
 
     def section(name: str, spec: _Spec) -> dict[str, Any]:
         return walk.fields(walk.section(top.get(name), name, spec), name, spec)
@@ -375,7 +253,7 @@ def _build(raw: object, walk: _Walk, config_path: Path, env: Mapping[str, str]) 
     upload = UploadSettings(**section("upload", _UPLOAD))
     if upload.retry_max_seconds < upload.retry_initial_seconds:
         walk.problem("upload.retry_max", "must not be shorter than upload.retry_initial")
-    dedupe = walk.value(top, "", "dedupe", _flag) is not False
+    dedupe = walk.value(top, "", "dedupe", cv.flag) is not False
     media = walk.section(top.get("media_host"), "media_host", _MEDIA_HOST)
     media_host = MediaHostSettings(**walk.fields(media, "media_host", _MEDIA_HOST),
                                    publish_dir=walk.value(media, "media_host", "publish_dir", to_path))
@@ -387,12 +265,12 @@ def _build(raw: object, walk: _Walk, config_path: Path, env: Mapping[str, str]) 
         path=config_path, root=root or Path(), state_dir=state_dir or Path(), tiktok=tiktok, watch=watch,
         upload=upload, dedupe=dedupe, media_host=media_host, photos=photos, metrics=metrics, notify=notify,
         accounts=accounts,
-        log_level=walk.value(top, "", "log_level", _choice("debug", "info", "warning", "error")) or "info",
-        allow_network_state_dir=walk.value(top, "", "allow_network_state_dir", _flag) is True)
+        log_level=walk.value(top, "", "log_level", cv.choice("debug", "info", "warning", "error")) or "info",
+        allow_network_state_dir=walk.value(top, "", "allow_network_state_dir", cv.flag) is True)
 
 
 def _tiktok(section: dict[str, object], walk: _Walk, to_path: Converter, env: Mapping[str, str]) -> TikTokSettings:
-    key = walk.required(section, "tiktok", "client_key", _text, "your app's client key from the TikTok portal")
+    key = walk.required(section, "tiktok", "client_key", cv.text, "your app's client key from the TikTok portal")
     secret, source = _client_secret(section, walk, to_path, env)
     values = walk.fields(section, "tiktok", _TIKTOK)
     values.pop("client_key", None)
@@ -406,7 +284,7 @@ def _client_secret(section: Mapping[str, object], walk: _Walk, to_path: Converte
                    env: Mapping[str, str]) -> tuple[str | None, str]:
     """Return (secret, source) by the documented order: file, env, systemd credential, inline, none."""
     secret_file = walk.value(section, "tiktok", "client_secret_file", to_path)
-    inline = walk.value(section, "tiktok", "client_secret", _secret_text)
+    inline = walk.value(section, "tiktok", "client_secret", cv.secret_text)
     candidates: list[tuple[str, Path | str | None, str]] = [
         ("file", secret_file, "tiktok.client_secret_file"),
         ("env", env.get("WATCHFOLDER_CLIENT_SECRET", "").strip() or None, ""),
@@ -445,7 +323,7 @@ def _check_media_host(raw: Mapping[str, object], walk: _Walk) -> None:
 
 def _accounts(raw: object, walk: _Walk, media_host: MediaHostSettings) -> tuple[AccountSettings, ...]:
     if not raw or not isinstance(raw, dict):
-        walk.problem("accounts", f"required: a mapping of account names to settings, got {_show(raw)}")
+        walk.problem("accounts", f"required: a mapping of account names to settings, got {cv.show(raw)}")
         return ()
     accounts: list[AccountSettings] = []
     folded: dict[str, str] = {}
@@ -459,11 +337,11 @@ def _accounts(raw: object, walk: _Walk, media_host: MediaHostSettings) -> tuple[
             walk.problem(key, f"differs from account {folded[name.casefold()]!r} only in letter case")
         folded[name.casefold()] = name
         section = walk.section(body, key, _ACCOUNT)
-        mode = walk.value(section, key, "mode", _choice(*Mode))
-        source = walk.value(section, key, "video_source", _choice(*VideoSource))
+        mode = walk.value(section, key, "mode", cv.choice(*Mode))
+        source = walk.value(section, key, "video_source", cv.choice(*VideoSource))
         defaults = section.get("defaults") or {}
         if not isinstance(defaults, dict):
-            walk.problem(f"{key}.defaults", f"must be a mapping of post settings, got {_show(defaults)}")
+            walk.problem(f"{key}.defaults", f"must be a mapping of post settings, got {cv.show(defaults)}")
             defaults = {}
         walk.problems += postsettings.check_keys_and_values(defaults, f"{key}.defaults")
         source = VideoSource(source or VideoSource.FILE_UPLOAD)
