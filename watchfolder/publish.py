@@ -99,14 +99,18 @@ class Publisher:
                                   advice=f"the video is {duration:.0f} s long; {info.nickname} may post at most "
                                          f"{limit} s: trim it and drop it again")
 
-    def init(self, item: Item, account: AccountSettings, log: Any) -> dict[str, Any]:
-        """Send the init for the item; return the fields to commit (publish_id, upload_url, …)."""
+    def init(self, item: Item, account: AccountSettings, log: Any,
+             on_staged: Callable[[list[str]], None] | None = None) -> dict[str, Any]:
+        """Send the init for the item; return the fields to commit (publish_id, upload_url, …).
+
+        Media TikTok pulls is staged first; ``on_staged`` gets the staged names before the init is sent.
+        """
         token = self.token(item.account)
         mode = Mode(account.mode)
         post = self.post_settings(item)
         now = self.clock()
         if Kind(item.kind) is Kind.PHOTO or VideoSource(account.video_source) is VideoSource.PULL_FROM_URL:
-            return self._init_pulled(item, token, mode, post, now)
+            return self._init_pulled(item, token, mode, post, now, on_staged)
         plan = chunks.plan(item.size, self.settings.upload.chunk_size)
         if mode is Mode.DIRECT:
             result = self.client.init_direct_video(token, post_info=postsettings.video_post_info(post, mode),
@@ -118,7 +122,7 @@ class Publisher:
                 "chunk_size": plan.chunk_size, "chunk_count": plan.count}
 
     def _init_pulled(self, item: Item, token: str, mode: Mode, post: postsettings.PostSettings,
-                     now: float) -> dict[str, Any]:
+                     now: float, on_staged: Callable[[list[str]], None] | None = None) -> dict[str, Any]:
         """Stage the item's media on the media host and send the PULL_FROM_URL init (photos, or a video
         of a pull_from_url account); return the fields to commit. A refused init releases what it staged."""
         try:
@@ -130,6 +134,8 @@ class Publisher:
             raise TikTokError("staging_failed", f"cannot stage on the media host: {exc.strerror or exc}",
                               action=Action.RETRY) from None
         try:
+            if on_staged is not None:
+                on_staged([s.name for s in staged])
             if Kind(item.kind) is Kind.PHOTO:
                 result = self.client.init_photos(
                     token, post_mode="DIRECT_POST" if mode is Mode.DIRECT else "MEDIA_UPLOAD",

@@ -295,9 +295,9 @@ class Store:
         return _item(row) if row else None
 
     def sent_copy(self, item: Item) -> Item | None:
-        """Another item of the same account with the same content that has already gone to TikTok (or
-        is going), whichever was taken in first: a later file can reach TikTok first when the earlier
-        one waits (``publish_at``, backoff), and the one that went first stays the original."""
+        """Another item of the same account with the same content that has gone to TikTok (or is on
+        its way), or None. A copy taken in later can get there first while the earlier one waits
+        (``publish_at``, backoff); the one that went stays the original, the waiting one is the duplicate."""
         if not item.sha256:
             return None
         row = self.conn.execute(
