@@ -20,7 +20,9 @@ from watchfolder.model import Item, State
 from watchfolder.store import Store
 
 SCHEMA = 1
-DISK_ERRORS = (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EPERM, errno.EDQUOT, errno.EIO)
+# ENOENT and ESTALE: the share holding the account's folders is away (unmounted, NFS handle gone).
+DISK_ERRORS = (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EPERM, errno.EDQUOT, errno.EIO, errno.ENOENT,
+               errno.ESTALE)
 
 
 def iso(epoch: float | None) -> str | None:
@@ -113,15 +115,19 @@ def _move(base: Path, destination: Path, store: Store, item: Item, now: float) -
         if source is None:
             return item.result_name   # moved before a crash; only the sidecar may be missing
     source = _locate(base, item)
+    if source is None and not (base / "processing").is_dir():
+        # Not "the user took it out": the account's folders are away with their share. Retry later.
+        raise FileNotFoundError(errno.ENOENT, "the account's folders are unavailable", str(base))
     if source is None:
         # The file is gone (the user took it out of processing/); the record still gets a sidecar.
         store.update(item.id, now=now, moved=1, detail="the file was no longer there to move")
         return None
     names = [item.name] + ([item.settings_name] if item.settings_name else [])
-    number = outbox.free_number(destination, names)
-    planned = outbox.suffixed(item.name, number)
+    # Room for "<name>.json": a name near the 255-byte limit is shortened rather than left without a sidecar.
+    number = outbox.free_number(destination, names, room=outbox.SIDECAR_ROOM)
+    planned = outbox.suffixed(item.name, number, outbox.SIDECAR_ROOM)
     store.update(item.id, now=now, result_name=planned)
-    new_name, _ = outbox.move_item(source, destination, item.name, item.settings_name)
+    new_name, _ = outbox.move_item(source, destination, item.name, item.settings_name, room=outbox.SIDECAR_ROOM)
     if new_name != planned:
         store.update(item.id, now=now, result_name=new_name)
     return new_name

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 FOLDERS = ("inbox", "processing", "done", "failed")
+NAME_MAX = 255                   # bytes in one name on the filesystems a NAS exports (ext4, btrfs, zfs, SMB, NFS)
+SIDECAR_ROOM = len(".json")      # what a name in done/ or failed/ must leave free for its sidecar's name
 
 
 def split_name(name: str) -> tuple[str, str]:
@@ -21,21 +23,32 @@ def split_name(name: str) -> tuple[str, str]:
     return stem, f".{ext}"
 
 
-def suffixed(name: str, number: int) -> str:
-    """``clip.mp4`` with number 2 → ``clip (2).mp4``; number 1 → the name itself."""
-    if number <= 1:
+def suffixed(name: str, number: int, room: int = 0) -> str:
+    """``clip.mp4`` with number 2 → ``clip (2).mp4``; number 1 → the name itself.
+
+    When the result plus ``room`` bytes would not fit in NAME_MAX bytes, the stem is shortened (the
+    extension kept), so a very long name can still move and get its sidecar (``room=SIDECAR_ROOM``).
+    """
+    if number <= 1 and len(os.fsencode(name)) + room <= NAME_MAX:
         return name
     stem, ext = split_name(name)
-    return f"{stem} ({number}){ext}"
+    tail = f" ({number}){ext}" if number > 1 else ext
+    limit = NAME_MAX - room
+    while stem and len(os.fsencode(stem + tail)) > limit:
+        stem = stem[:-1]
+    fitted = stem + tail
+    while len(os.fsencode(fitted)) > limit:   # an extension longer than the limit itself
+        fitted = fitted[:-1]
+    return fitted
 
 
-def free_number(folder: Path, names: list[str], *, sidecar: bool = True) -> int:
+def free_number(folder: Path, names: list[str], *, sidecar: bool = True, room: int = 0) -> int:
     """Return the smallest n ≥ 1 such that every name (suffixed with n), and its sidecar, is free in folder."""
     number = 1
     while True:
-        candidates = [suffixed(name, number) for name in names]
+        candidates = [suffixed(name, number, room) for name in names]
         if sidecar and names:
-            candidates.append(f"{suffixed(names[0], number)}.json")
+            candidates.append(f"{suffixed(names[0], number, room)}.json")
         if not any(os.path.lexists(folder / candidate) for candidate in candidates):
             return number
         number += 1
@@ -67,20 +80,21 @@ def move_no_overwrite(src: Path, dst: Path) -> None:
 
 
 def move_item(
-    src_folder: Path, dst_folder: Path, name: str, settings_name: str | None = None
+    src_folder: Path, dst_folder: Path, name: str, settings_name: str | None = None, *, room: int = 0
 ) -> tuple[str, str | None]:
     """Move media ``name`` (and its settings file) from one folder to another under free names.
 
     Return the names they got in ``dst_folder``. The media and its settings file get the same suffix,
     so ``clip (2).mp4`` keeps ``clip (2).yaml`` beside it. A settings file that vanished is skipped.
+    ``room``: bytes each new name leaves free within NAME_MAX (see ``suffixed``).
     """
     names = [name] + ([settings_name] if settings_name and settings_name != name else [])
-    number = free_number(dst_folder, names)
-    new_name = suffixed(name, number)
+    number = free_number(dst_folder, names, room=room)
+    new_name = suffixed(name, number, room)
     move_no_overwrite(src_folder / name, dst_folder / new_name)
     new_settings = None
     if settings_name and settings_name != name:
-        new_settings = suffixed(settings_name, number)
+        new_settings = suffixed(settings_name, number, room)
         try:
             move_no_overwrite(src_folder / settings_name, dst_folder / new_settings)
         except FileNotFoundError:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import errno
 import os
 import queue
-import stat
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +32,15 @@ from watchdog.observers.polling import PollingEmitter, PollingObserver
 
 from watchfolder import fsinfo
 from watchfolder.intake.ignore import is_ignored
+from watchfolder.intake.supervisor import (  # noqa: F401 - HEALTHY_RESET, MAX_BACKOFF: re-exported
+    HEALTHY_RESET,
+    MAX_BACKOFF,
+    InboxHealth,
+    InboxSupervisor,
+    discard,
+    quietly,
+    unavailable_text,
+)
 
 # Left out on purpose: opened and closed-without-writing, which our own reading (sniffing, hashing,
 # uploading) produces and which would wake intake for every file it reads; and a folder's "modified",
@@ -43,8 +51,6 @@ REPORTED_EVENTS: tuple[type[wd.FileSystemEvent], ...] = (
     wd.FileDeletedEvent, wd.DirDeletedEvent, wd.FileClosedEvent, wd.FileAttribEvent, wd.DirAttribEvent,
 )
 
-MAX_BACKOFF = 60.0      # seconds between restart attempts, at most
-HEALTHY_RESET = 60.0    # an observer alive this long has its restart backoff forgotten
 JOIN_SECONDS = 2.0      # how long stop() waits for the observer threads in total
 
 
@@ -54,24 +60,6 @@ class WatchEvent:
 
     account: str
     name: str
-
-
-@dataclass
-class InboxHealth:
-    """How one inbox is watched, for ``status``, ``check`` and /healthz.
-
-    ``method`` is "inotify" or "polling" ("" before the first start); ``available`` is False while
-    the inbox folder is missing or unreadable; ``alive`` is True while its observer threads run.
-    """
-
-    account: str
-    path: Path
-    method: str
-    reason: str
-    available: bool
-    alive: bool
-    message: str
-    restarts: int
 
 
 class LstatPollingObserver(PollingObserver):
@@ -152,26 +140,6 @@ class _InboxHandler(wd.FileSystemEventHandler):
         return parts[0]
 
 
-@dataclass
-class _Slot:
-    """The watcher's book-keeping for one inbox."""
-
-    account: str
-    path: Path
-    watch_path: str
-    method: str = ""
-    reason: str = ""
-    available: bool = False
-    message: str = "not started"
-    starts: int = 0
-    restarts: int = 0
-    failures: int = 0                          # consecutive deaths or failed starts, for the backoff
-    retry_at: float | None = None              # no start attempt before this time
-    healthy_since: float | None = None
-    identity: tuple[int, int] | None = None    # (st_dev, st_ino) of the inbox when watching began
-    forced_polling: str = ""                   # why inotify was given up for this inbox, if it was
-
-
 class Watcher:
     """One supervised watchdog observer per account inbox, reporting WatchEvents on a queue."""
 
@@ -197,15 +165,14 @@ class Watcher:
         self._log = log if log is not None else structlog.get_logger("watchfolder.watcher")
         self._factory = observer_factory or partial(make_observer, ignore_globs=self._ignore_globs)
         self._lock = threading.RLock()  # health() may be called from the metrics thread
-        self._slots: dict[str, _Slot] = {}
-        self._handlers: dict[str, _InboxHandler] = {}
-        self._observers: dict[str, BaseObserver] = {}
+        self._inboxes: dict[str, InboxSupervisor] = {}
         self._last_rescan: float | None = None
         self._overflowed = False
         for account, inbox in inboxes.items():
-            watch_path = os.path.abspath(inbox)
-            self._slots[account] = _Slot(account, Path(inbox), watch_path)
-            self._handlers[account] = _InboxHandler(account, watch_path, self._ignore_globs, self._post, self._log)
+            handler = _InboxHandler(account, os.path.abspath(inbox), self._ignore_globs, self._post, self._log)
+            self._inboxes[account] = InboxSupervisor(
+                account, Path(inbox), launch=partial(self._launch, handler, os.path.abspath(inbox)),
+                choose=self._choose, poll_interval=self._poll_interval, log=self._log)
 
     # ---- the queue ---------------------------------------------------------------------------
 
@@ -237,106 +204,41 @@ class Watcher:
         ``scan()`` afterwards: observers never report files that were already there.
         """
         with self._lock:
-            for slot in self._slots.values():
-                if slot.account not in self._observers:
-                    self._start_slot(slot, now=None)
+            for inbox in self._inboxes.values():
+                if inbox.observer is None:
+                    inbox.start(now=None)
 
     def stop(self) -> None:
         """Stop every observer and wait for their threads, about JOIN_SECONDS at most in total."""
         with self._lock:
-            observers = list(self._observers.values())
-            self._observers.clear()
-            for slot in self._slots.values():
-                slot.message = "stopped"
+            observers = [o for o in (inbox.detach() for inbox in self._inboxes.values()) if o is not None]
         for observer in observers:
-            _quietly(observer.stop)
+            quietly(observer.stop)
         deadline = time.monotonic() + JOIN_SECONDS
         for observer in observers:
-            _quietly(observer.join, max(0.0, deadline - time.monotonic()))
+            quietly(observer.join, max(0.0, deadline - time.monotonic()))
 
-    def _start_slot(self, slot: _Slot, now: float | None) -> bool:
-        """Start watching one inbox; return True if an observer is running for it afterwards."""
-        try:
-            info = os.stat(slot.watch_path)
-        except OSError as exc:
-            self._mark_unavailable(slot, _unavailable_text(exc))
-            return False
-        if not stat.S_ISDIR(info.st_mode):
-            self._mark_unavailable(slot, "the inbox path is not a folder")
-            return False
-        method, reason = self._choose(slot)
-        try:
-            observer = self._launch(slot, method)
-        except OSError as exc:
-            if method != "inotify" or exc.errno not in (errno.ENOSPC, errno.EMFILE):
-                self._start_failed(slot, now, f"cannot watch the inbox: {exc}")
-                return False
-            advice = fsinfo.inotify_limit_advice(exc.errno, fsinfo.inotify_limits())
-            # Sticky for this run: the limit is host-wide, and flapping between methods helps nobody.
-            slot.forced_polling = f"polled every {self._poll_interval:g} s because {advice}"
-            self._log.warning("inotify_limit_reached", account=slot.account, path=slot.watch_path,
-                              message=slot.forced_polling)
-            method, reason = "polling", slot.forced_polling
-            try:
-                observer = self._launch(slot, method)
-            except OSError as again:
-                self._start_failed(slot, now, f"cannot watch the inbox: {again}")
-                return False
-        self._observers[slot.account] = observer
-        slot.identity = (info.st_dev, info.st_ino)
-        slot.method, slot.reason = method, reason
-        slot.available = True
-        slot.message = f"watching with {method}: {reason}"
-        slot.retry_at = None
-        slot.healthy_since = now
-        slot.starts += 1
-        if slot.starts == 1:
-            self._log.info("observer_started", account=slot.account, path=slot.watch_path,
-                           method=method, reason=reason)
-        else:
-            slot.restarts += 1
-            self._log.info("observer_restarted", account=slot.account, path=slot.watch_path,
-                           method=method, reason=reason, restarts=slot.restarts)
-        return True
-
-    def _choose(self, slot: _Slot) -> tuple[str, str]:
-        if slot.forced_polling:
-            return "polling", slot.forced_polling
+    def _choose(self, watch_path: str) -> tuple[str, str]:
         mounts = self._mounts if self._mounts is not None else fsinfo.read_mounts()
-        return fsinfo.choose_observer(self._configured, Path(slot.watch_path), mounts)
+        return fsinfo.choose_observer(self._configured, Path(watch_path), mounts)
 
-    def _launch(self, slot: _Slot, method: str) -> BaseObserver:
+    def _launch(self, handler: _InboxHandler, watch_path: str, method: str) -> BaseObserver:
+        """Make, schedule and start an observer for one inbox; raise OSError if it cannot start."""
         observer = self._factory(method, self._poll_interval)
         try:
             # Recursive, for the images inside photo folders. Only the inbox is watched: done/ and
             # failed/ are its siblings, so neither inotify nor polling ever walks them.
-            observer.schedule(self._handlers[slot.account], slot.watch_path, recursive=True,
-                              event_filter=list(REPORTED_EVENTS))
+            observer.schedule(handler, watch_path, recursive=True, event_filter=list(REPORTED_EVENTS))
             observer.start()
         except BaseException:
-            _discard(observer)
+            discard(observer)
             raise
         return observer
-
-    def _start_failed(self, slot: _Slot, now: float | None, text: str) -> None:
-        slot.available = True
-        slot.failures += 1
-        delay = _backoff(slot.failures)
-        slot.retry_at = None if now is None else now + delay
-        slot.message = f"{text}; trying again in {delay:g} s"
-        self._log.warning("observer_start_failed", account=slot.account, path=slot.watch_path, reason=text)
-
-    def _mark_unavailable(self, slot: _Slot, text: str) -> None:
-        message = f"unavailable: {text}"
-        if slot.available or slot.message != message:
-            self._log.warning("inbox_unavailable", account=slot.account, path=slot.watch_path, reason=text)
-        slot.available = False
-        slot.message = message
 
     # ---- supervision ---------------------------------------------------------------------------
 
     def tick(self, now: float) -> None:
-        """Supervise, given the time (a monotonic clock in seconds); call it about once a second.
+        """Supervise, given the time in seconds (any clock that only moves forward); call it about once a second.
 
         Restarts an observer that died (its thread or an emitter thread stopped) after a backoff of
         1 s doubling to 60 s, and rescans that inbox; restarts at once when the inbox was replaced or
@@ -344,8 +246,9 @@ class Watcher:
         (and rescans it) once it is back; and rescans every inbox every ``rescan_seconds``.
         """
         with self._lock:
-            for slot in self._slots.values():
-                self._supervise(slot, now)
+            for account, inbox in self._inboxes.items():
+                if inbox.supervise(now):
+                    self.scan(account)
             if self._overflowed or self._rescan_due(now):
                 self._overflowed = False
                 self._last_rescan = now
@@ -359,56 +262,6 @@ class Watcher:
             return False
         return now - self._last_rescan >= self._rescan_seconds
 
-    def _supervise(self, slot: _Slot, now: float) -> None:
-        observer = self._observers.get(slot.account)
-        if observer is not None:
-            problem = self._problem(slot, observer)
-            if problem is None:
-                if slot.healthy_since is None or now < slot.healthy_since:
-                    slot.healthy_since = now
-                elif slot.failures and now - slot.healthy_since >= HEALTHY_RESET:
-                    slot.failures = 0
-                return
-            kind, text = problem
-            del self._observers[slot.account]
-            _discard(observer)
-            if kind == "vanished":
-                self._mark_unavailable(slot, text)
-                return
-            self._log.warning("observer_died", account=slot.account, path=slot.watch_path, reason=text)
-            if kind == "dead":
-                slot.failures += 1
-                delay = _backoff(slot.failures)
-                slot.retry_at = now + delay
-                slot.message = f"observer died ({text}); restarting in {delay:g} s"
-                return
-            slot.retry_at = None  # replaced or remounted: nothing is broken, watch the new folder now
-        if slot.retry_at is not None and now < slot.retry_at:
-            return
-        if self._start_slot(slot, now):
-            self.scan(slot.account)
-
-    def _problem(self, slot: _Slot, observer: BaseObserver) -> tuple[str, str] | None:
-        """Return (kind, text) if this inbox's observer needs replacing, else None.
-
-        kind is "vanished" (inbox gone or unreadable), "replaced" (another folder or mount now at the
-        path), or "dead" (a thread stopped: the observer, or an emitter, which watchdog's polling
-        emitter does on its own when a share goes away while ``observer.is_alive()`` stays True).
-        """
-        try:
-            info = os.stat(slot.watch_path)
-        except OSError as exc:
-            return "vanished", _unavailable_text(exc)
-        if not stat.S_ISDIR(info.st_mode):
-            return "vanished", "the inbox path is not a folder"
-        if (info.st_dev, info.st_ino) != slot.identity:
-            return "replaced", "the inbox folder was replaced or remounted"
-        if not observer.is_alive():
-            return "dead", "the observer thread stopped"
-        if not _emitters_alive(observer):
-            return "dead", "its emitter thread stopped"
-        return None
-
     # ---- scanning and health -------------------------------------------------------------------
 
     def scan(self, account: str | None = None) -> int:
@@ -417,65 +270,93 @@ class Watcher:
         For the startup scan and the safety-net rescan. A missing or unreadable inbox contributes
         nothing (an unreadable one is logged). Raise KeyError for an unknown account.
         """
-        slots = [self._slots[account]] if account is not None else list(self._slots.values())
+        inboxes = [self._inboxes[account]] if account is not None else list(self._inboxes.values())
         count = 0
-        for slot in slots:
+        for inbox in inboxes:
             try:
-                with os.scandir(slot.watch_path) as listing:
+                with os.scandir(inbox.watch_path) as listing:
                     names = sorted(d.name for d in listing if not is_ignored(d.name, self._ignore_globs))
             except (FileNotFoundError, NotADirectoryError):
                 continue
             except OSError as exc:
-                self._log.warning("inbox_scan_failed", account=slot.account, path=slot.watch_path,
+                self._log.warning("inbox_scan_failed", account=inbox.account, path=inbox.watch_path,
                                   reason=exc.strerror or str(exc))
                 continue
             for name in names:
-                self._post(WatchEvent(slot.account, name))
+                self._post(WatchEvent(inbox.account, name))
             count += len(names)
         return count
 
     def health(self) -> list[InboxHealth]:
         """Return how each inbox is watched right now, in the order the inboxes were given."""
         with self._lock:
-            report = []
-            for slot in self._slots.values():
-                observer = self._observers.get(slot.account)
-                alive = observer is not None and observer.is_alive() and _emitters_alive(observer)
-                report.append(InboxHealth(slot.account, slot.path, slot.method, slot.reason,
-                                          slot.available, alive, slot.message, slot.restarts))
-            return report
+            return [inbox.health() for inbox in self._inboxes.values()]
+
+    def observer(self, account: str) -> BaseObserver | None:
+        """Return the observer watching ``account``'s inbox now (None while it has none). Raise KeyError if unknown."""
+        with self._lock:
+            return self._inboxes[account].observer
+
+    @property
+    def _observers(self) -> dict[str, BaseObserver]:
+        """account → running observer, for tests that stop one under the watcher's feet."""
+        with self._lock:
+            return {a: i.observer for a, i in self._inboxes.items() if i.observer is not None}
 
 
-def _emitters_alive(observer: BaseObserver) -> bool:
-    """Return True if the observer has emitters and every one of them is running."""
+# ---- for `watchfolder check` -----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MethodReport:
+    """How ``watchfolder run`` would watch one inbox, as ``watchfolder check`` shows it.
+
+    ``method`` is "inotify" or "polling"; ``reason`` one sentence saying why; ``available`` is False when
+    the inbox is missing or unreadable (share not mounted?); ``message`` is the line to print.
+    """
+
+    path: Path
+    method: str
+    reason: str
+    available: bool
+    message: str
+
+
+def describe_method(path: Path, configured: str, *, poll_interval: float = 5.0,
+                    mounts: Sequence[fsinfo.Mount] | None = None, probe: bool = True) -> MethodReport:
+    """Given an inbox, ``watch.observer`` and ``watch.poll_interval``, return how the daemon would watch it.
+
+    Decided as the daemon decides: the mount table (``mounts``, default this machine's) picks polling
+    for network shares under "auto". With ``probe``, an inbox that would use inotify and exists gets a
+    real inotify watch for a moment, so a used-up ``fs.inotify.max_user_watches`` shows now (as the
+    polling fallback, with how to raise the limit) rather than at start. Starts nothing that outlives
+    the call. Raise ValueError for an unknown ``configured``.
+    """
+    table = list(mounts) if mounts is not None else fsinfo.read_mounts()
+    method, reason = fsinfo.choose_observer(configured, Path(path), table)
     try:
-        emitters = list(observer.emitters)
-    except RuntimeError:  # the set changed while being copied: the observer is being stopped
-        return False
-    return bool(emitters) and all(emitter.is_alive() for emitter in emitters)
+        with os.scandir(path):
+            problem = None
+    except OSError as exc:
+        problem = unavailable_text(exc)
+    if problem is None and method == "inotify" and probe:
+        error = _inotify_error(path)
+        if error is not None:
+            advice = fsinfo.inotify_limit_advice(error, fsinfo.inotify_limits())
+            method, reason = "polling", f"polled every {poll_interval:g} s because {advice}"
+    message = f"unavailable: {problem}" if problem else f"watched with {method}: {reason}"
+    return MethodReport(Path(path), method, reason, problem is None, message)
 
 
-def _backoff(failures: int) -> float:
-    """1 s after the first failure, doubling with each further one, never above MAX_BACKOFF."""
-    return min(MAX_BACKOFF, 2.0 ** max(0, failures - 1))
-
-
-def _unavailable_text(exc: OSError) -> str:
-    if isinstance(exc, FileNotFoundError | NotADirectoryError):
-        return "the inbox folder does not exist (share not mounted?); it is not created, and watched once it appears"
-    return f"the inbox cannot be read: {exc.strerror or exc}"
-
-
-def _discard(observer: BaseObserver) -> None:
-    """Stop an observer that failed or died, without letting its clean-up raise or hang for long."""
-    _quietly(observer.stop)
-    _quietly(observer.join, 1.0)
-
-
-def _quietly(call: Callable[..., object], *args: object) -> None:
-    # Clean-up of a broken observer can raise (a thread never started, a watch already gone);
-    # none of that must stop the supervisor.
+def _inotify_error(path: Path) -> int | None:
+    """Try a recursive inotify watch on ``path``; return ENOSPC or EMFILE if a limit stops it, else None."""
+    observer: BaseObserver | None = None
     try:
-        call(*args)
-    except Exception:  # noqa: S110 - see above: best-effort clean-up of something already broken
-        pass
+        observer = make_observer("inotify", 1.0)
+        observer.schedule(wd.FileSystemEventHandler(), os.fspath(path), recursive=True)
+        observer.start()
+    except OSError as exc:
+        return exc.errno if exc.errno in (errno.ENOSPC, errno.EMFILE) else None
+    finally:
+        if observer is not None:
+            discard(observer)
+    return None
