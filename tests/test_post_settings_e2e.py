@@ -132,9 +132,7 @@ def test_an_inbox_caption_is_noted_once_in_the_log_and_kept_in_the_sidecar(
     assert len(warned) == 1 and warned[0]["account"] == "alice" and "mode: direct" in warned[0]["reason"]
 
 
-def test_check_says_which_inbox_captions_tiktok_will_drop(make_rig: Callable[..., Rig], tmp_path: Path,
-                                                          monkeypatch: pytest.MonkeyPatch,
-                                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_says_which_inbox_captions_tiktok_will_drop(make_rig: Callable[..., Rig]) -> None:
     """`watchfolder check` warns about an inbox account's captioned videos, naming the settings file,
     and says nothing of a direct account's captions or of a settings file without a title."""
     rig = make_rig(accounts={"alice": {"mode": "inbox"}, "bob": {"mode": "direct"}})
@@ -145,13 +143,15 @@ def test_check_says_which_inbox_captions_tiktok_will_drop(make_rig: Callable[...
         (inbox / "clip.yaml").write_text("title: hello\nprivacy_level: SELF_ONLY\n")
     _video(rig.folder("alice", "inbox"), "plain.mp4")
     (rig.folder("alice", "inbox") / "plain.yaml").write_text("disable_comment: true\n")
-    monkeypatch.setenv("WATCHFOLDER_CLIENT_SECRET", rig.env["WATCHFOLDER_CLIENT_SECRET"])
+    out = io.StringIO()
 
-    check.main(argparse.Namespace(config=str(rig.config_path), json=True, offline=True))
+    check.main(argparse.Namespace(config=str(rig.config_path), json=True, offline=True), env=rig.env, out=out)
 
-    warnings = json.loads(capsys.readouterr().out)["warnings"]
-    assert len(warnings) == 1
-    assert warnings[0].startswith("alice: clip.yaml set a caption") and "drops the title" in warnings[0]
+    checks = json.loads(out.getvalue())["checks"]
+    captions = [c for c in checks if c["name"].startswith("captions:")]
+    assert [(c["name"], c["status"]) for c in captions] == [("captions:alice", "warn")]
+    assert captions[0]["message"].startswith("alice: clip.yaml set a caption")
+    assert "drops the title" in captions[0]["message"]
 
 
 def test_publish_at_holds_the_item_in_the_inbox_until_its_time(rig: Rig, tmp_path: Path) -> None:
