@@ -111,6 +111,7 @@ class Sender:
 
     def _post(self, url: str, event: Event, **request: Any) -> None:
         target = urlsplit(url).netloc  # the path may be a secret topic name: log the host only
+        outcome = ""
         for attempt, delay in enumerate((*self.retry_delays, None), start=1):
             try:
                 response = self.session.post(url, timeout=self.timeout, allow_redirects=False, **request)
