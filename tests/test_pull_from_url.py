@@ -39,7 +39,7 @@ def test_an_inbox_video_is_pulled_from_the_media_host_with_the_exact_bytes(tmp_p
         assert [r for r in rig.emulator.records.requests if r.endpoint == "upload"] == []
         (publish,) = rig.emulator.records.publishes
         assert (publish.source, publish.sha256, publish.downloaded_bytes) == ("PULL_FROM_URL", digest, 3_000_000)
-        assert publish.video_url is not None and publish.video_url.startswith(rig.prefix)  # type: ignore[attr-defined]
+        assert publish.video_url is not None and publish.video_url.startswith(rig.prefix)
         assert publish.fetched_urls == (publish.video_url,)
         assert sidecar["result"] == "done" and sidecar["sha256"] == digest
         assert (rig.folder("alice", "done") / "clip.mp4").exists()
@@ -71,7 +71,7 @@ def test_the_media_host_serves_a_staged_video_in_ranges_as_tiktok_pulls_large_fi
         video = samples.write_mp4(tmp_path / "big.mp4", size=2_500_001)
         staged = daemon.mediahost.stage(video, now=rig.emulator.clock.now())
         pieces, step = [], 700_000
-        connection = http.client.HTTPConnection("127.0.0.1", rig.port, timeout=5)  # type: ignore[attr-defined]
+        connection = http.client.HTTPConnection("127.0.0.1", rig.port, timeout=5)
         try:
             for first in range(0, 2_500_001, step):
                 last = min(first + step, 2_500_001) - 1
