@@ -131,7 +131,7 @@ def to_jpeg(source: Path, folder: Path) -> Path:
 
 def _flatten(image: Any, image_module: Any) -> Any:
     """Return an RGB version of ``image``; transparent parts become white (JPEG has no alpha)."""
-    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = image_module.new("RGB", rgba.size, (255, 255, 255))
         background.paste(rgba, mask=rgba.getchannel("A"))
