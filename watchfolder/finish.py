@@ -11,6 +11,7 @@ import datetime
 import errno
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +81,18 @@ def finish(root: Path, store: Store, item: Item, now: float, log: Any) -> bool:
     """Move a DONE/FAILED item to its folder and write the sidecar; return True when it is all there.
 
     On a disk error (full, read-only, permission) nothing is deleted: the item keeps its place, the
-    error is recorded for `status`, and the main loop calls this again later.
+    error is recorded for `status`, and the main loop calls this again later. Safe to call from several
+    threads and again after a crash at any point: the item is read afresh under one lock.
     """
+    with _LOCK:
+        return _finish(root, store, store.get(item.id), now, log)
+
+
+# A worker finishing its item and the main loop's pass over unmoved items may meet on the same item.
+_LOCK = threading.Lock()
+
+
+def _finish(root: Path, store: Store, item: Item, now: float, log: Any) -> bool:
     if item.moved or item.state not in (State.DONE, State.FAILED):
         return True
     base = root / item.account
@@ -112,8 +123,13 @@ def _move(base: Path, destination: Path, store: Store, item: Item, now: float) -
     """Move the media (and settings file); return the name it has in ``destination``."""
     if item.result_name and os.path.lexists(destination / item.result_name):
         source = _locate(base, item)
+        if source is not None and _same_file(source / item.name, destination / item.result_name):
+            os.unlink(source / item.name)   # a move cut between its link and its unlink: finish it
+            source = None
         if source is None:
-            return item.result_name   # moved before a crash; only the sidecar may be missing
+            # Moved before a crash; its settings file and the sidecar may still be missing.
+            _bring_settings(base, destination, item)
+            return item.result_name
     source = _locate(base, item)
     if source is None and not (base / "processing").is_dir():
         # Not "the user took it out": the account's folders are away with their share. Retry later.
@@ -131,6 +147,32 @@ def _move(base: Path, destination: Path, store: Store, item: Item, now: float) -
     if new_name != planned:
         store.update(item.id, now=now, result_name=new_name)
     return new_name
+
+
+def _same_file(one: Path, other: Path) -> bool:
+    try:
+        return os.path.samestat(os.lstat(one), os.lstat(other))
+    except FileNotFoundError:
+        return False
+
+
+def _bring_settings(base: Path, destination: Path, item: Item) -> None:
+    """The media reached ``destination`` before a crash: move its settings file there too, under the
+    name with the media's suffix (``clip (2).mp4`` → ``clip (2).yaml``)."""
+    if not item.settings_name or not item.result_name or item.settings_name == item.name:
+        return
+    folders = ["processing", "inbox"] if item.folder == "inbox" else ["processing"]
+    source = next((base / f / item.settings_name for f in folders if os.path.lexists(base / f / item.settings_name)),
+                  None)
+    number = next((n for n in range(1, 10_000)
+                   if outbox.suffixed(item.name, n, outbox.SIDECAR_ROOM) == item.result_name), None)
+    if source is None or number is None:
+        return
+    target = destination / outbox.suffixed(item.settings_name, number, outbox.SIDECAR_ROOM)
+    if _same_file(source, target):
+        os.unlink(source)
+    elif not os.path.lexists(target):
+        outbox.move_no_overwrite(source, target)
 
 
 def _locate(base: Path, item: Item) -> Path | None:

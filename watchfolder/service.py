@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from watchfolder import finish, logs, statelock
+from watchfolder import finish, fsinfo, logs, statelock
 from watchfolder.config import Settings
 from watchfolder.errors import WatchfolderError
 from watchfolder.intake.intake import Intake
@@ -71,7 +71,10 @@ class Daemon:
             raise WatchfolderError(f"root {settings.root} does not exist or is not a folder (is the share "
                                    "mounted?); watchfolder never creates it")
         statelock.prepare_state_dir(settings.state_dir)
-        statelock.refuse_network_state(settings.state_dir, allowed=settings.allow_network_state_dir)
+        fs_type = statelock.refuse_network_state(settings.state_dir, allowed=settings.allow_network_state_dir)
+        if fs_type is not None and fsinfo.is_network(fs_type):
+            self.log.warning("state_dir_on_network_filesystem", state_dir=str(settings.state_dir), fs_type=fs_type,
+                             reason="allow_network_state_dir is set; SQLite locking is not safe there")
         self.lock.acquire()
         inboxes = {}
         for account in settings.accounts:
@@ -114,9 +117,20 @@ class Daemon:
         self.lock.release()
 
     def _recover(self) -> None:
-        """Finish moves a crash interrupted; unfinished uploads resume through the normal schedule."""
+        """Finish moves a crash interrupted; unfinished uploads resume through the normal schedule.
+
+        A sidecar a crash cut short is only ever a temp file (it is renamed into place whole): those
+        are removed, and the sidecar is written again by ``finish``.
+        """
         assert self.store is not None
         now = self.clock()
+        for account in self.settings.accounts:
+            for folder in ("done", "failed"):
+                for leftover in (self.settings.root / account.name / folder).glob(".sidecar-*.tmp"):
+                    try:
+                        leftover.unlink(missing_ok=True)
+                    except OSError:
+                        pass  # a read-only folder: finish reports it for that item
         for item in self.store.items(unmoved=True):
             finish.finish(self.settings.root, self.store, item, now, self.log)
         resumed = self.store.items(states=(State.UPLOADING, State.PROCESSING))
