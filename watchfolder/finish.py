@@ -144,6 +144,9 @@ def _move(base: Path, destination: Path, store: Store, item: Item, now: float) -
     planned = outbox.suffixed(item.name, number, outbox.SIDECAR_ROOM)
     store.update(item.id, now=now, result_name=planned)
     new_name, _ = outbox.move_item(source, destination, item.name, item.settings_name, room=outbox.SIDECAR_ROOM)
+    # The unlink reaches the disk before `moved` is committed (the sidecar's own fsync covers the
+    # destination), so a power cut cannot leave the file in both folders.
+    outbox.fsync_folder(source)
     if new_name != planned:
         store.update(item.id, now=now, result_name=new_name)
     return new_name

@@ -119,14 +119,16 @@ class AccountState:
 
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """Given the database path, return a configured connection (WAL, NORMAL sync, 10 s busy timeout)."""
+    """Given the database path, return a configured connection (WAL, FULL sync, 10 s busy timeout)."""
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0, isolation_level=None,
                                check_same_thread=False)
     else:
         conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
+        # FULL: every commit is on disk before the call it announces goes out (write-ahead), so a power
+        # cut cannot undo an intent or an answer; NORMAL could roll the last commits back.
+        conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=10000")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.row_factory = sqlite3.Row
