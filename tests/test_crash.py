@@ -258,6 +258,34 @@ def describe_items(scene: Scene) -> list[str]:
     return [" | ".join(str(value) for value in row) for row in rows]
 
 
+# ---- the checker itself ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Put:
+    """Just what chunk_resends reads of a request record."""
+
+    content_range: str
+    http_status: int
+    at: float
+    publish_id: str = "p1"
+    endpoint: str = "upload"
+
+
+def test_the_resend_check_excuses_only_the_chunk_in_flight_at_a_kill() -> None:
+    """The checker passes a resend of the last acknowledged chunk after a kill, and nothing else."""
+    first, second, third = "bytes 0-9/30", "bytes 10-19/30", "bytes 20-29/30"
+    in_flight = [Put(first, 206, 1.0), Put(second, 206, 2.0), Put(second, 416, 4.0), Put(third, 201, 5.0)]
+    assert chunk_resends(in_flight, [Kill("mid-chunk", 3.0)]) == []
+    assert len(chunk_resends(in_flight, [])) == 1                              # no kill explains it
+    assert len(chunk_resends(in_flight, [Kill("random", 4.5)])) == 1           # the kill came after it
+    older = [Put(first, 206, 1.0), Put(second, 206, 2.0), Put(first, 416, 4.0)]
+    assert len(chunk_resends(older, [Kill("random", 3.0)])) == 1               # not the chunk in flight
+    twice = [Put(first, 206, 1.0), Put(second, 206, 2.0), Put(second, 416, 4.0), Put(second, 416, 5.0)]
+    assert len(chunk_resends(twice, [Kill("random", 3.0)])) == 1               # one kill excuses one resend
+    refused = [Put(first, 500, 1.0), Put(first, 206, 2.0), Put(second, 201, 3.0)]
+    assert chunk_resends(refused, []) == []                                    # a refused chunk was never taken
+
+
 # ---- the test ------------------------------------------------------------------------------------
 
 @pytest.fixture
