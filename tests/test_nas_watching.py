@@ -119,7 +119,25 @@ def renaming_writer(inbox: Path, name: str, data: bytes) -> None:
     os.rename(temp, inbox / name)
 
 
-WRITERS = {"slow": slow_writer, "reopening": reopening_writer, "renaming": renaming_writer}
+def mtime_keeping_writer(inbox: Path, name: str, data: bytes) -> None:
+    """Set the final size first, fill it in, and put the source's mtime back after every write, as SMB copies
+    that preserve the source's time do: size and mtime look final from the start, only the change time moves."""
+    source_time_ns = 1_600_000_000 * 10**9
+    with open(inbox / name, "wb") as handle:
+        handle.truncate(len(data))
+        os.utime(handle.fileno(), ns=(source_time_ns, source_time_ns))
+        offset = 0
+        for piece in pieces(data, 8):   # longer than the settle window: an early take would read zeros
+            handle.seek(offset)
+            handle.write(piece)
+            handle.flush()
+            os.utime(handle.fileno(), ns=(source_time_ns, source_time_ns))
+            offset += len(piece)
+            time.sleep(PAUSE)
+
+
+WRITERS = {"slow": slow_writer, "reopening": reopening_writer, "renaming": renaming_writer,
+           "mtime-keeping": mtime_keeping_writer}
 
 
 @pytest.mark.parametrize("writer", list(WRITERS))
