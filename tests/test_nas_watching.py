@@ -331,6 +331,9 @@ def test_an_observer_stopped_under_the_daemon_is_restarted_and_later_files_arriv
     running = daemon.watcher.observer("alice")
     assert running is not None
     running.stop()   # as when a polling thread dies on a share outage
+    early = mp4_bytes(tmp_path, seed=15)
+    (tmp_path / "while-dead.mp4").write_bytes(early)
+    rig.drop("alice", "while-dead.mp4", tmp_path / "while-dead.mp4")   # no observer may see this one
     hurry(rig, lambda: daemon.watcher.health()[0].restarts == 1 and daemon.watcher.health()[0].alive,
           "the observer restarted after its backoff")
     assert daemon.watcher.observer("alice") is not running
@@ -339,6 +342,7 @@ def test_an_observer_stopped_under_the_daemon_is_restarted_and_later_files_arriv
     (tmp_path / "after.mp4").write_bytes(data)
     rig.drop("alice", "after.mp4", tmp_path / "after.mp4")
     assert rig.wait_sidecar("alice", "after.mp4")["sha256"] == digest(data)
+    assert rig.wait_sidecar("alice", "while-dead.mp4")["sha256"] == digest(early), "the restart rescanned"
 
 
 def test_an_inbox_whose_share_goes_away_keeps_its_waiting_items_and_is_found_again(make_rig, tmp_path, observer):

@@ -9,7 +9,8 @@ Events are hints, not the truth: inotify overflows are dropped silently by watch
 emitter stops for good when a share goes away, and files present at start are never reported. So
 the main loop calls ``scan()`` once after ``start()``, and ``tick(now)`` about every second, which
 restarts dead observers (with backoff), notices inboxes that appear or vanish, and rescans every
-``rescan_seconds`` as a safety net.
+``rescan_seconds`` as a safety net. Keeping each observer alive is ``supervisor.InboxSupervisor``'s job;
+``describe_method`` tells ``watchfolder check`` how the daemon would watch an inbox.
 """
 
 from __future__ import annotations
