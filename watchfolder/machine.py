@@ -27,6 +27,12 @@ WAIT_TEXT = {
     "creator_cannot_post": "TikTok says this creator cannot post right now",
     "publish_at": "scheduled",
     "backoff": "retrying after a temporary failure",
+    "disk": "the disk or share refused a move or a read",
+    "inbox_unavailable": "the inbox is not there (share not mounted?)",
+    "cannot_read": "cannot read: permission denied",
+    "settling": "the file changed; waiting until it stops changing",
+    "paused": "the account is paused",
+    "sign_in": "sign in again",
 }
 
 
