@@ -124,6 +124,11 @@ def _first_settings_file(folder: Path, stem: str) -> Path | None:
     try:
         with os.scandir(folder) as listing:
             for dirent in listing:
+                # This lists the whole inbox for every item taken in, and most entries are media: turn
+                # them away with one cheap test (splitext and NFC on each entry made a 1,000-file inbox
+                # take minutes to take in).
+                if not dirent.name.lower().endswith(SETTINGS_SUFFIXES):
+                    continue
                 base, ext = os.path.splitext(dirent.name)
                 ext = ext.lower()
                 wanted = ext in SETTINGS_SUFFIXES and ext not in candidates and _same_name(base, stem)
