@@ -208,12 +208,21 @@ def test_video_over_four_gib_is_refused_as_too_large(tmp_path: Path) -> None:
     assert "4 GB" in error.message
 
 
-def test_unreadable_video_raises_permission_error_untouched(tmp_path: Path) -> None:
+def test_unreadable_video_raises_permission_error_untouched(tmp_path: Path, monkeypatch) -> None:
     """The caller reports "cannot read" itself, so PermissionError is not dressed up as MediaError."""
-    if os.geteuid() == 0:
-        pytest.skip("root reads files whatever their mode, so no PermissionError can happen")
     path = samples.write_mp4(tmp_path / "clip.mp4")
     path.chmod(0)
+    if os.geteuid() == 0:
+        # Root reads files whatever their mode (CI runs as root): refuse this one path the way the
+        # kernel refuses everyone else.
+        real_open = open
+
+        def refusing_open(file, *args, **kwargs):
+            if os.fspath(file) == os.fspath(path):
+                raise PermissionError(13, "Permission denied", os.fspath(path))
+            return real_open(file, *args, **kwargs)
+
+        monkeypatch.setattr("builtins.open", refusing_open)
 
     with pytest.raises(PermissionError):
         check_video(path)
