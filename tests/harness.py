@@ -84,8 +84,9 @@ class Rig:
     def folder(self, account: str, name: str) -> Path:
         return self.root / account / name
 
-    def start(self) -> service.Daemon:
-        self.daemon = service.Daemon(self.settings, clock=self.emulator.clock.now)
+    def start(self, hooks: list[Any] | None = None, *, wait: bool = True) -> service.Daemon:
+        """Run the daemon in a thread on the emulator's clock; with ``wait``, return once it is ready."""
+        self.daemon = service.Daemon(self.settings, clock=self.emulator.clock.now, hooks=hooks)
 
         def run() -> None:
             assert self.daemon is not None
@@ -93,6 +94,8 @@ class Rig:
 
         self.thread = threading.Thread(target=run, name="test-daemon", daemon=True)
         self.thread.start()
+        if not wait:
+            return self.daemon
         wait_for(lambda: (self.root / next(iter(self.settings.accounts)).name / "done").exists(), 10,
                  what="account folders")
         wait_for(lambda: self.daemon is not None and getattr(self.daemon, "intake", None) is not None, 10,

@@ -95,16 +95,8 @@ class Staller:
 
 
 def start(rig: Rig, hooks: list[Any]) -> service.Daemon:
-    """Rig.start with hooks: the daemon in a thread on the emulator's clock (rig.stop() still stops it)."""
-    rig.daemon = service.Daemon(rig.settings, clock=rig.emulator.clock.now, hooks=hooks)
-
-    def run() -> None:
-        assert rig.daemon is not None
-        rig.exit_code = rig.daemon.run()
-
-    rig.thread = threading.Thread(target=run, name="test-daemon", daemon=True)
-    rig.thread.start()
-    return rig.daemon
+    """The daemon in a thread with these hooks, returned at once (rig.stop() still stops it)."""
+    return rig.start(hooks, wait=False)
 
 
 def notifier(listener: Listener, monitor: HealthMonitor, watchdog_usec: int = 100_000) -> sdnotify.SystemdNotifier:
