@@ -243,8 +243,11 @@ class Pipeline(Outcomes):
                 self.store.update(item.id, now=self.clock(), init_started_at=None)
             raise
         item = self.store.update(item.id, now=self.clock(), **result)
-        self.store.set_account_state(item.account, wait_until=None, wait_reason=None, wait_code=None,
-                                     probe_seconds=None, paused_code=None, paused_message=None)
+        held = self.store.account_state(item.account)
+        if held.wait_until or held.probe_seconds or (held.paused_code and held.paused_code != "sign_in"):
+            # TikTok took an init again: whatever cap or pause held the account is over.
+            self.store.set_account_state(item.account, wait_until=None, wait_reason=None, wait_code=None,
+                                         probe_seconds=None, paused_code=None, paused_message=None)
         # What TikTok's daily caps count: direct posts, or drafts sent to the creator's inbox.
         self.store.ledger_add(item.account, "post" if Mode(account.mode) is Mode.DIRECT else "draft", self.clock())
         log.info("init_done", publish_id=item.publish_id, chunks=item.chunk_count)
