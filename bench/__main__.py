@@ -65,7 +65,7 @@ def main(argv: list[str]) -> int:
     shutil.rmtree(args.work, ignore_errors=True)
     args.work.mkdir(parents=True)
     ctx = Context(work=args.work, smoke=args.smoke, say=lambda text: print(f"· {text}", file=sys.stderr, flush=True))
-    started = time.monotonic()
+    started, load = time.monotonic(), report.load_average()
     sections: list[report.Section] = []
     for name in args.names:
         ctx.say(f"{name} …")
@@ -79,6 +79,7 @@ def main(argv: list[str]) -> int:
         for section in found:
             section.seconds = time.monotonic() - begun
             sections.append(section)
+        ctx.say(f"{name}: {time.monotonic() - begun:.0f} s")
     if not args.keep:
         shutil.rmtree(args.work, ignore_errors=True)
     seconds = time.monotonic() - started
@@ -89,7 +90,7 @@ def main(argv: list[str]) -> int:
         shown = "python -m bench" + (f" --only {','.join(args.names)}" if args.only else "") + \
             (" --smoke" if args.smoke else "")
         report.write(args.out, report.markdown(sections, machine=report.machine_line(), tools=report.tool_versions(),
-                                               command=shown, seconds=seconds))
+                                               command=shown, seconds=seconds, load=load))
         print(f"wrote {args.out}")
     return 0
 

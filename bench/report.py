@@ -57,6 +57,11 @@ def machine_line() -> str:
             f"Linux {platform.release()}, {date}")
 
 
+def load_average() -> str:
+    """The 1-minute load average: other work on the machine is the main source of noise in these figures."""
+    return f"{os.getloadavg()[0]:.2f}"
+
+
 def tool_versions() -> str:
     """The versions of the outside tools the baselines use (curl, OpenSSL)."""
     versions = []
@@ -89,7 +94,8 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def markdown(sections: list[Section], *, machine: str, tools: str, command: str, seconds: float) -> str:
+def markdown(sections: list[Section], *, machine: str, tools: str, command: str, seconds: float,
+             load: str) -> str:
     """docs/benchmarks.md: machine, how to run, the summary table, each benchmark, and the misses."""
     lines = [
         "# Benchmarks",
@@ -98,7 +104,8 @@ def markdown(sections: list[Section], *, machine: str, tools: str, command: str,
         "",
         f"- **Machine:** {machine}",
         f"- **Tools:** {tools}",
-        f"- **Command:** `{command}` (took {seconds / 60:.1f} minutes)",
+        f"- **Command:** `{command}` (took {seconds / 60:.1f} minutes; 1-minute load average {load} at the start: "
+        "other work on the machine slows single rounds, so keep it quiet)",
         "- **Peer:** the project's TikTok emulator (`python -m watchfolder.emulator`) on 127.0.0.1, in its own "
         "process, with rate limits and caps off, processing instant and content checks off. The daemon is "
         "`watchfolder run -c CONFIG`, also a process of its own, signed in with `watchfolder auth import`. "

@@ -220,8 +220,9 @@ class DaemonProcess:
     def inbox(self, account: str) -> Path:
         return self.root / account / "inbox"
 
-    def prepare(self) -> DaemonProcess:
-        """Write the config and store each account's tokens with ``watchfolder auth import``."""
+    def prepare(self, *, sign_in: bool = True) -> DaemonProcess:
+        """Write the config and (unless ``sign_in`` is false: the state_dir holds tokens already) store each
+        account's tokens with ``watchfolder auth import``."""
         self.root.mkdir(parents=True, exist_ok=True)
         document = {
             "root": str(self.root), "state_dir": str(self.state_dir), "log_level": "info",
@@ -231,7 +232,7 @@ class DaemonProcess:
             "accounts": {name: {"mode": "inbox"} for name in self.accounts},
         }
         self.config_path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
-        for name in self.accounts:
+        for name in self.accounts if sign_in else ():
             user = self.emulator.users[name]
             # "--opt=value": an open_id may begin with "-".
             done = subprocess.run(
@@ -303,17 +304,6 @@ def parse_time(stamp: str) -> float:
         return datetime.datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return 0.0
-
-
-def wait_until(predicate: Any, timeout: float, what: str, interval: float = 0.02) -> Any:
-    """Poll ``predicate`` until it returns something truthy; raise RuntimeError naming ``what`` on timeout."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def request_times(records: Mapping[str, Any], publish_id: str) -> tuple[float, float]:

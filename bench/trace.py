@@ -32,6 +32,7 @@ STEPS: tuple[tuple[str, str, str], ...] = (
     ("http_chunk", "watchfolder.tiktok.upload", "ChunkUploader.put_chunk"),
     ("tokens", "watchfolder.tokens", "TokenManager.access_token"),
     ("media_check", "watchfolder.intake.media", "check_video"),
+    ("settings_lookup", "watchfolder.intake.entries", "settings_for"),
     ("moves", "watchfolder.outbox", "move_item"),
     ("sidecar", "watchfolder.outbox", "write_sidecar"),
     ("finish", "watchfolder.finish", "finish"),

@@ -1,0 +1,57 @@
+"""The benchmarks run: ``python -m bench --smoke`` puts every benchmark through its paces at tiny sizes.
+
+Timing goals are the benchmarks' business, not the tests': this only proves the code that measures works
+end to end (emulator, daemon, baselines, page) and that the page it writes keeps its promises.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("curl") is None or shutil.which("openssl") is None,
+                    reason="the baselines need curl, and the TLS run needs openssl to make its certificate")
+def test_every_benchmark_runs_in_smoke_mode_and_writes_its_page(tmp_path: Path) -> None:
+    """All six benchmarks run against the emulator, print the table, write the page and clean up."""
+    page = tmp_path / "benchmarks.md"
+    work = tmp_path / "work"
+
+    done = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--out", str(page), "--work", str(work)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=180, check=False)
+
+    assert done.returncode == 0, done.stderr[-4000:]
+    text = page.read_text(encoding="utf-8")
+    for number in range(1, 7):
+        assert re.search(rf"^## {number}\. ", text, re.MULTILINE), f"section {number} is missing"
+    assert "- **Machine:** " in text and "Python 3." in text
+    summary = [line for line in text.splitlines() if re.match(r"\| [1-6] \| ", line)]
+    assert len(summary) >= 20
+    assert all(re.search(r"\d", line.split(" | ")[2]) for line in summary), "a figure without a number"
+    assert "sidecar's sha256: yes" in text   # every daemon upload arrived byte for byte
+    assert not re.search(r"\b(act|rft)\.[A-Za-z0-9_-]{8}", text + done.stdout + done.stderr)  # no emulator token
+    assert str(tmp_path) not in text and str(ROOT) not in text   # no machine path on the page
+    assert "watchfolder run" in done.stdout   # the table is printed too
+    assert not work.exists()
+
+
+def test_a_page_never_shows_a_token(tmp_path: Path) -> None:
+    """The curl command line the page shows hides the upload URL, whose query holds an upload token, and the
+    folder of the chunk files (the page speaks of the project, not of one machine)."""
+    from bench.uploads import shown_curl
+
+    command = ["curl", "--silent", "--upload-file", "/somewhere/chunks/chunk-0000", "-H", "Expect:",
+               "http://127.0.0.1:1/video?upload_id=abc&upload_token=SECRET", "--next", "--upload-file", "chunk-0001"]
+
+    shown = shown_curl(command, 2)
+
+    assert "SECRET" not in shown and "'UPLOAD_URL'" in shown and "2 in all" in shown
+    assert "/somewhere" not in shown and " chunk-0000 " in shown   # no machine path on the page
