@@ -84,16 +84,20 @@ def run(ctx: Context) -> list[Section]:
     intake = (min(e["at"] for e in queued) - daemon.started_at, max(e["at"] for e in queued) - daemon.started_at)
     elapsed = max(e["at"] for e in finished) - daemon.started_at
     trace = json.loads(trace_path.read_text(encoding="utf-8"))
-    alone, shared = store_write_cost(daemon.state_dir, folder / "store-copy")
-    return [_section(trace, daemon, total, done, intake, elapsed, cpu, len(names), (alone, shared))]
+    store_cost = store_write_cost(daemon.state_dir, folder / "store-copy")
+    return [_section(trace, daemon, total, done, intake, elapsed, cpu, len(names), store_cost)]
 
 
-def store_write_cost(state_dir: Path, scratch: Path, writes: int = 400) -> tuple[float, float]:
+def store_write_cost(state_dir: Path, scratch: Path, writes: int = 400) -> tuple[float, float, str]:
     """On a copy of the backlog's state, time ``Store.update`` (one write transaction and the re-read that
-    follows it) from one thread, then from four at once; return the milliseconds per write of each."""
+    follows it) from one thread, then from four at once; return the milliseconds per write of each and the
+    store's ``PRAGMA synchronous`` (FULL: every commit waits for an fsync)."""
     shutil.copytree(state_dir, scratch)
-
-    items = [item.id for item in Store(scratch).items()]
+    probe = Store(scratch)
+    items = [item.id for item in probe.items()]
+    level = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}.get(probe.conn.execute("PRAGMA synchronous").fetchone()[0],
+                                                              "unknown")
+    probe.close()
 
     def work(count: int) -> None:
         store = Store(scratch)
@@ -112,12 +116,12 @@ def store_write_cost(state_dir: Path, scratch: Path, writes: int = 400) -> tuple
         thread.join()
     shared = (time.perf_counter() - start) / (writes // 4) * 1000   # as each of the four threads saw it
     shutil.rmtree(scratch, ignore_errors=True)
-    return alone, shared
+    return alone, shared, level
 
 
 def _section(trace: dict[str, Any], daemon: DaemonProcess, total: int, done: int, intake: tuple[float, float],
              elapsed: float,
-             cpu: float, account_count: int, store_cost: tuple[float, float]) -> Section:
+             cpu: float, account_count: int, store_cost: tuple[float, float, str]) -> Section:
     steps = trace["steps"]
 
     def per_file(step: str, kind: str = "self") -> float:
@@ -179,21 +183,23 @@ def _intake_note(intake: tuple[float, float], total: int, steps: dict[str, Any],
 
 
 def _overhead_note(ours: float, per_file: Any, http: float, steps: dict[str, Any], total: int,
-                   store_cost: tuple[float, float]) -> str:
+                   store_cost: tuple[float, float, str]) -> str:
     parts = ", ".join(f"{step} {per_file(step):.1f}" for step in ("store_write", "store_read", "finish", "sidecar",
                                                                  "moves", "hash", "prepare", "worker"))
     writes = steps.get("store_write", {}).get("calls", 0) / total
     reads = steps.get("store_read", {}).get("calls", 0) / total
     each = per_file("store_write") / writes if writes else 0.0
-    alone, shared = store_cost
+    alone, shared, level = store_cost
     note = (f"a file's trip took {ours + http:.1f} ms of worker time, {http:.1f} ms of it in HTTP calls; ours, in "
             f"ms: {parts}. Per file the store is written {writes:.0f} times and read {reads:.0f} times; a write "
             f"(`Store.update` with its re-read) took {each:.2f} ms in the backlog, against {alone:.2f} ms alone and "
-            f"{shared:.2f} ms with four threads writing at once, timed on a copy of the same database")
+            f"{shared:.2f} ms with four threads writing at once, timed on a copy of the same database (PRAGMA "
+            f"synchronous={level})")
     if ours >= 20:
-        note += (". Missed: the writes queue for SQLite's one write lock, with four workers and the main loop on two "
-                 "cores (also running the emulator). Next step: fewer store round trips per item (no re-read after "
-                 "each update; fold a transition and its fields into one write)")
+        note += (". Missed: the writes queue for SQLite's one write lock" + (", each holding it through an fsync"
+                 if level in ("FULL", "EXTRA") else "") + ", with four workers and the main loop on two cores (also "
+                 "running the emulator). Next step: fewer store round trips per item (no re-read after each update; "
+                 "fold a transition and its fields into one write), keeping the commits the write-ahead needs")
     return note
 
 

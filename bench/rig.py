@@ -306,10 +306,17 @@ def parse_time(stamp: str) -> float:
         return 0.0
 
 
-def request_times(records: Mapping[str, Any], publish_id: str) -> tuple[float, float]:
-    """From the emulator's records, return (time of the init answer, time of the last chunk's answer) of
-    one publish: the upload phase as the server saw it, on one clock for every client."""
+def upload_window(records: Mapping[str, Any], publish_id: str) -> tuple[float, float, int]:
+    """From the emulator's records, return (start, end, bytes) of one upload's streaming window: from the
+    first chunk's answer to the last chunk's, and the bytes of every chunk after the first. One clock and
+    one definition for every client; whatever a sender does once before its first chunk (the daemon's
+    commit and rename after the init) is left out. A one-chunk upload is timed from the init's answer."""
     mine = [r for r in records["requests"] if r.get("publish_id") == publish_id]
-    init = min(r["at"] for r in mine if r["endpoint"].endswith("_init"))
-    last = max(r["at"] for r in mine if r["endpoint"] == "upload")
-    return init, last
+    answers = sorted(r["at"] for r in mine if r["endpoint"] == "upload")
+    publish = next(p for p in records["publishes"] if p["publish_id"] == publish_id)
+    ranges = publish["chunk_ranges"]
+    if len(answers) < 2:
+        init = min(r["at"] for r in mine if r["endpoint"].endswith("_init"))
+        return init, answers[-1], int(publish["declared_size"])
+    first, last = ranges[0]
+    return answers[0], answers[-1], int(publish["declared_size"]) - (last - first + 1)

@@ -102,12 +102,13 @@ def _median(uploads: list[Upload], key: Callable[[Upload], float]) -> float:
 
 
 def _runs_table(groups: dict[str, list[Upload]]) -> list[str]:
-    lines = ["| client | GB/s, each round | median GB/s | best GB/s | ms per chunk (median) | sender CPU s/GB "
-             "(median) | emulator CPU s/GB (median) |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| client | GB/s, each round | median GB/s | best GB/s | init → first chunk, ms | ms per chunk | "
+             "sender CPU s/GB | emulator CPU s/GB |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for client, uploads in groups.items():
         each = ", ".join(f"{u.rate:.3f}" for u in uploads)
         lines.append(f"| {client} | {each} | {_median(uploads, lambda u: u.rate):.3f} | "
-                     f"{max(u.rate for u in uploads):.3f} | {_median(uploads, lambda u: u.chunk_ms):.1f} | "
+                     f"{max(u.rate for u in uploads):.3f} | {_median(uploads, lambda u: u.first_ms):.1f} | "
+                     f"{_median(uploads, lambda u: u.chunk_ms):.1f} | "
                      f"{_median(uploads, lambda u: u.cpu_per_gb):.3f} | "
                      f"{_median(uploads, lambda u: u.emulator_cpu / (u.size / 1e9)):.3f} |")
     return lines
@@ -124,15 +125,15 @@ def _throughput_section(plain: dict[str, list[Upload]], secure: dict[str, list[U
     verified = all(u.verified for u in daemon_runs + secure.get(DAEMON, []))
     figures = [
         Figure(f"{DAEMON}, {size / 1e9:g} GB, upload phase", f"{rates[DAEMON]:.3f} GB/s",
-               note="median of the rounds; from the init's answer to the last chunk's answer at the emulator"),
+               note="median of the rounds; from the first chunk's answer to the last chunk's at the emulator "
+                    "(the chunks after the first)"),
         Figure("curl PUT loop (same emulator and chunk plan)", f"{rates['curl']:.3f} GB/s"),
         Figure("http.client PUT loop, 1 MiB blocks", f"{rates[BLOCKS]:.3f} GB/s"),
         Figure(f"{DAEMON} ÷ the faster baseline ({anchor_name})", f"{ratio:.2f}", "≥ 0.95", verdict(ratio >= 0.95),
                _throughput_note(ratio, rates, receiver, anchor_name,
                                 max(u.rate for u in plain[DAEMON]) / max(u.rate for u in plain[anchor_name]),
                                 {c: _median(u, lambda x: x.chunk_ms) for c, u in plain.items()},
-                                _median(plain[BLOCKS], lambda u: u.cpu_per_gb) - _median(plain[SENDFILE],
-                                                                                        lambda u: u.cpu_per_gb))),
+                                {c: _median(u, lambda x: x.cpu_per_gb) for c, u in plain.items()})),
         Figure(f"{DAEMON}, whole item (rename into inbox/ → sidecar)",
                f"{_median(daemon_runs, lambda u: u.item_seconds):.2f} s",
                note="includes settle_seconds = 0.5 and the SHA-256 of the file; the bytes of every daemon upload "
@@ -162,45 +163,51 @@ def _throughput_section(plain: dict[str, list[Upload]], secure: dict[str, list[U
         "upload's bytes when it completes, so a client that starts a few seconds later (the daemon settles and "
         "hashes first) met a receiver up to 40 % slower, which is how the daemon came out slowest in earlier "
         "runs. Before every bare client the benchmark therefore touches and frees 1.3 × the file's size of "
-        "memory, and keeps doing so every 0.4 s from the daemon's drop until its init, so every client meets "
-        "the receiver in the same state.",
+        "memory, and keeps doing so every 0.4 s from the daemon's drop until it has taken the file in, so every "
+        "client meets the receiver in the same state. Every column but the rounds is a median.",
     ]
     return Section(1, "Throughput: one file through `watchfolder run` against curl and http.client", command,
                    figures, body)
 
 
 def _throughput_note(ratio: float, rates: dict[str, float], receiver: dict[str, float], anchor: str,
-                     best_ratio: float, chunk: dict[str, float], cpu_gap: float) -> str:
+                     best_ratio: float, chunk: dict[str, float], cpu: dict[str, float]) -> str:
     same_way = rates[DAEMON] / rates[SENDFILE]
     sendfile_share = rates[SENDFILE] / rates[anchor]
-    extra = chunk[DAEMON] - chunk[SENDFILE]
-    facts = (f"medians; the best rounds give {best_ratio:.2f}. Two factors: a bare loop that sends the way the "
-             f"daemon does (`socket.sendfile`) reached {sendfile_share:.2f} of {anchor}, and the daemon "
-             f"{same_way:.2f} of that bare loop ({chunk[DAEMON]:.1f} ms per chunk against {chunk[SENDFILE]:.1f} ms). "
-             f"The emulator spent {receiver[DAEMON]:.2f} CPU-s per GB receiving from the daemon, "
-             f"{receiver[SENDFILE]:.2f} from the bare sendfile loop and {receiver[anchor]:.2f} from {anchor}")
+    facts = (f"medians; the best rounds give {best_ratio:.2f}. A bare loop that sends the way the daemon does "
+             f"(`socket.sendfile`) reached {sendfile_share:.2f} of {anchor}, and the daemon {same_way:.2f} of that "
+             f"bare loop")
     if ratio >= 0.95:
         return facts
     causes = []
     if sendfile_share < 0.97:
-        causes.append("this receiver, CPU-bound in one thread, takes a sendfile stream more slowly than the "
-                      "anchor's; sending 1 MiB blocks on plain HTTP too would cost the daemon "
-                      f"{cpu_gap:+.2f} CPU-s per GB (figure 6) to please a loopback receiver, while against TikTok "
-                      "the network is the limit and HTTPS sends blocks anyway")
+        causes.append(f"the receiver took a sendfile stream more slowly than the stream of {anchor} "
+                      f"({receiver[SENDFILE]:.2f} against {receiver[anchor]:.2f} CPU-s per GB); sending 1 MiB blocks "
+                      f"on plain HTTP too would cost the daemon {cpu[BLOCKS] - cpu[SENDFILE]:+.2f} CPU-s per GB "
+                      "(figure 6) to please a loopback receiver, while against TikTok the network is the limit and "
+                      "HTTPS sends blocks anyway")
     if same_way < 0.97:
-        causes.append(f"between chunks the daemon spends about {max(extra, 0):.1f} ms more than the bare loop: the "
-                      "commit of the acknowledged bytes (write-ahead, needed to resume after a crash), a stat of the "
-                      "file and a fresh open per chunk; a larger `upload.chunk_size` (64 MB is allowed) pays that "
-                      "six times less often")
-    return (f"{facts}. Missed because " + "; and ".join(causes) + ". Next step: decide whether blocks on plain HTTP "
-            "are worth their CPU, and whether the default chunk size should grow") if causes else facts
+        extra = chunk[DAEMON] - chunk[SENDFILE]
+        own = (cpu[DAEMON] - cpu[SENDFILE]) * DEFAULT_CHUNK / 1e9 * 1000
+        causes.append(f"from one chunk to the next the daemon took {extra:.1f} ms more than the bare sendfile loop "
+                      f"({chunk[DAEMON]:.1f} against {chunk[SENDFILE]:.1f} ms). Its own extra CPU accounts for about "
+                      f"{max(own, 0):.1f} ms of that: the commit of the acknowledged bytes (write-ahead, which "
+                      "resuming after a crash needs), a stat and an open of the file per chunk. The rest is the "
+                      f"receiver, which spent {receiver[DAEMON]:.2f} CPU-s per GB on the daemon's stream against "
+                      f"{receiver[SENDFILE]:.2f} on the bare loop's; this run cannot pin that on the daemon (see "
+                      "warm memory above: the daemon hashes before it sends, the bare loop does not)")
+    if not causes:
+        return facts
+    return (f"{facts}. Missed: " + "; and ".join(causes) + ". Next step: a larger `upload.chunk_size` (64 MB is "
+            "allowed) pays the per-chunk work six times less often; repeat on a machine without free page "
+            "reporting, or against a receiver that is not the bottleneck, before changing how the daemon sends")
 
 
 def _cpu_section(plain: dict[str, list[Upload]], secure: dict[str, list[Upload]], hashing: float,
                  command: str) -> Section:
     per_gb = {client: _median(uploads, lambda u: u.cpu_per_gb) for client, uploads in plain.items()}
     per_gb_tls = {client: _median(uploads, lambda u: u.cpu_per_gb) for client, uploads in secure.items()}
-    daemon_item = _median(plain[DAEMON], lambda u: u.item_cpu / (u.size / 1e9))
+    daemon_item = _median(plain[DAEMON], lambda u: u.item_cpu / (u.file_size / 1e9))
     upload, upload_tls = per_gb[DAEMON], per_gb_tls[DAEMON]
     rate, rate_tls = _median(plain[DAEMON], lambda u: u.rate), _median(secure[DAEMON], lambda u: u.rate)
     tls_note = (f"TLS adds {upload_tls - upload:+.2f} s/GB to the daemon: over HTTPS the bytes must come into user "
@@ -223,11 +230,12 @@ def _cpu_section(plain: dict[str, list[Upload]], secure: dict[str, list[Upload]]
             figures.append(Figure(f"bare {client}, plain HTTP", f"{per_gb[client]:.2f} s/GB", verdict=INFO))
     body = [
         "User + system CPU of the sender alone while it uploads (the daemon's read from `/proc/<pid>/stat` every "
-        "20 ms and taken over the upload window the emulator recorded; a bare client's from `getrusage` around "
-        "its PUT loop; curl's from `wait4`). The same uploads as benchmark 1, then the emulator behind TLS: "
-        "`python -m bench.tlsemu` wraps its socket with a throwaway self-signed P-256 certificate made by "
-        "`openssl req -x509`, and the daemon trusts it through `SSL_CERT_FILE` and `REQUESTS_CA_BUNDLE`. The "
-        "whole item adds what the daemon does before and after the upload, chiefly the SHA-256 of the file.",
+        "20 ms and taken over the streaming window the emulator recorded; a bare client's from `getrusage` around "
+        "its PUT loop and curl's from `wait4`, both scaled to the chunks in that window). The same uploads as "
+        "benchmark 1, then the emulator behind TLS: `python -m bench.tlsemu` wraps its socket with a throwaway "
+        "self-signed P-256 certificate made by `openssl req -x509`, and the daemon trusts it through "
+        "`SSL_CERT_FILE` and `REQUESTS_CA_BUNDLE`. The whole item adds what the daemon does before and after "
+        "the upload, chiefly the SHA-256 of the file.",
         "",
         "Over TLS:",
         "",

@@ -1,7 +1,7 @@
 """Timed uploads of one file: by the daemon (``watchfolder run``), by curl, and by the bare Python clients.
 
-Every upload is timed by the emulator's own records, from the init's answer to the last chunk's answer,
-so all clients are measured with one clock and one definition. CPU is the uploader's own: the daemon's
+Every upload is timed by the emulator's own records, from the first chunk's answer to the last chunk's
+answer, so all clients are measured with one clock and one definition. CPU is the uploader's own: the daemon's
 from /proc (interpolated to that window), a bare client's from getrusage around its PUT loop, curl's from
 wait4. The emulator's CPU over the same window is kept too: it is the receiver, and on two cores it is
 what limits every client.
@@ -30,7 +30,7 @@ from typing import Any
 
 from bench import clients
 from bench.proc import Sampler
-from bench.rig import DaemonProcess, EmulatorProcess, request_times
+from bench.rig import DaemonProcess, EmulatorProcess, upload_window
 from watchfolder.tiktok.chunks import ChunkPlan
 
 SETTLE = 0.5
@@ -38,20 +38,22 @@ SETTLE = 0.5
 
 @dataclass
 class Upload:
-    """One upload: who sent it, how many bytes, the upload window (seconds), the sender's CPU (user,
-    system) in that window and the emulator's; for the daemon also the whole item."""
+    """One upload: who sent it, the bytes and seconds of its window (``rig.upload_window``), the sender's CPU
+    (user, system) in that window and the emulator's; for the daemon also the whole item."""
 
     client: str
-    size: int
+    size: int                      # bytes in the window: every chunk after the first
     seconds: float
     user: float
     system: float
     emulator_cpu: float
+    file_size: int = 0             # the whole file
     item_seconds: float = 0.0      # daemon: from the rename into inbox/ to the sidecar
     item_cpu: float = 0.0          # daemon: user + system over the whole item
     peak_rss: int = 0              # daemon: VmHWM at the end, bytes
     verified: bool = True          # the bytes the emulator received hash to the file's SHA-256
     chunk_ms: float = 0.0          # median time from one chunk's answer to the next one's
+    first_ms: float = 0.0          # from the init's answer to the first chunk's answer
 
     @property
     def rate(self) -> float:
@@ -117,6 +119,8 @@ def daemon_upload(folder: Path, emulator: EmulatorProcess, emulator_sampler: Sam
         dropped = time.time()
         os.rename(path, daemon.inbox(account) / path.name)
         try:
+            # Until the init: stopping when the file is taken in, before its hash, left the receiver cold
+            # again by the time the chunks came. The window opens at the first chunk's answer.
             daemon.wait_for("init_done", 600)
         finally:
             warmer.stop()
@@ -127,8 +131,8 @@ def daemon_upload(folder: Path, emulator: EmulatorProcess, emulator_sampler: Sam
         if finished.get("result") != "done":
             raise RuntimeError(f"the daemon did not upload {path.name}: see {daemon.log_path}")
         records = emulator.records()
-        start, end = request_times(records, finished["publish_id"])
-        per_chunk = chunk_interval(records, finished["publish_id"])
+        start, end, size = upload_window(records, finished["publish_id"])
+        per_chunk, first = chunk_interval(records, finished["publish_id"])
         user, system = sampler.cpu_between(start, end)
         item_user, item_system = sampler.cpu_between(dropped, finished["at"])
         sidecar = json.loads((daemon.root / account / "done" / f"{path.name}.json").read_text(encoding="utf-8"))
@@ -137,9 +141,9 @@ def daemon_upload(folder: Path, emulator: EmulatorProcess, emulator_sampler: Sam
         os.rename(daemon.root / account / "done" / path.name, path)
     finally:
         daemon.stop()
-    return Upload("watchfolder run", sidecar["size"], end - start, user, system, emulator_user + emulator_system,
-                  item_seconds=finished["at"] - dropped, item_cpu=item_user + item_system, peak_rss=peak,
-                  verified=received["sha256"] == sidecar["sha256"], chunk_ms=per_chunk)
+    return Upload("watchfolder run", size, end - start, user, system, emulator_user + emulator_system,
+                  file_size=sidecar["size"], item_seconds=finished["at"] - dropped, item_cpu=item_user + item_system,
+                  peak_rss=peak, verified=received["sha256"] == sidecar["sha256"], chunk_ms=per_chunk, first_ms=first)
 
 
 def bare_upload(mode: str, emulator: EmulatorProcess, emulator_sampler: Sampler, path: Path, account: str,
@@ -157,21 +161,25 @@ def bare_upload(mode: str, emulator: EmulatorProcess, emulator_sampler: Sampler,
         raise RuntimeError(f"bench.clients {mode} failed: {done.stderr.strip()[-2000:]}")
     result = json.loads(done.stdout)
     records = emulator.records()
-    start, end = request_times(records, result["publish_id"])
+    start, end, size = upload_window(records, result["publish_id"])
     emulator_user, emulator_system = emulator_sampler.cpu_between(start, end)
     names = {"httpclient": "http.client, 1 MiB blocks", "sendfile": "http.client + socket.sendfile",
              "requests": "requests, file object"}
-    return Upload(names[mode], path.stat().st_size, end - start, result["cpu_user"], result["cpu_system"],
-                  emulator_user + emulator_system, chunk_ms=chunk_interval(records, result["publish_id"]))
+    per_chunk, first = chunk_interval(records, result["publish_id"])
+    share = size / path.stat().st_size   # its CPU covers every chunk; the window, all but the first
+    return Upload(names[mode], size, end - start, result["cpu_user"] * share, result["cpu_system"] * share,
+                  emulator_user + emulator_system, file_size=path.stat().st_size, chunk_ms=per_chunk, first_ms=first)
 
 
-def chunk_interval(records: dict[str, Any], publish_id: str) -> float:
-    """The median milliseconds between the answers to two consecutive chunks of one upload (0 for one chunk):
-    one chunk's transfer plus whatever the sender does before starting the next."""
-    times = sorted(r["at"] for r in records["requests"]
-                   if r.get("publish_id") == publish_id and r["endpoint"] == "upload")
+def chunk_interval(records: dict[str, Any], publish_id: str) -> tuple[float, float]:
+    """Return (the median milliseconds between the answers to two consecutive chunks of one upload, 0 for
+    one chunk; the milliseconds from the init's answer to the first chunk's). The first is one chunk's
+    transfer plus whatever the sender does before starting the next."""
+    mine = [r for r in records["requests"] if r.get("publish_id") == publish_id]
+    times = sorted(r["at"] for r in mine if r["endpoint"] == "upload")
+    init = min(r["at"] for r in mine if r["endpoint"].endswith("_init"))
     gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
-    return statistics.median(gaps) * 1000 if gaps else 0.0
+    return (statistics.median(gaps) * 1000 if gaps else 0.0), (times[0] - init) * 1000
 
 
 def split_chunks(path: Path, chunk_plan: ChunkPlan, folder: Path) -> list[Path]:
@@ -197,7 +205,7 @@ def curl_upload(emulator: EmulatorProcess, emulator_sampler: Sampler, chunk_plan
                 account: str, warm: int = 0) -> tuple[Upload, list[str]]:
     """Init from here, then one curl process PUTs every chunk file; return the upload and curl's command."""
     context = emulator.ssl_context
-    warm_memory(warm)   # before the init: the upload window starts at the init's answer
+    warm_memory(warm)   # before the init, as for the other bare clients
     publish_id, upload_url = clients.init(emulator.base_url, emulator.users[account].access_token, chunk_plan,
                                           context)
     command = clients.curl_command(upload_url, parts, chunk_plan, str(emulator.tls[0]) if emulator.tls else None)
@@ -209,10 +217,13 @@ def curl_upload(emulator: EmulatorProcess, emulator_sampler: Sampler, chunk_plan
         raise RuntimeError(f"curl failed ({process.returncode}): {process.stderr.read().decode()[-2000:]}")
     process.stderr.close()
     records = emulator.records()
-    start, end = request_times(records, publish_id)
+    start, end, size = upload_window(records, publish_id)
     emulator_user, emulator_system = emulator_sampler.cpu_between(start, end)
-    return Upload("curl", chunk_plan.size, end - start, usage.ru_utime, usage.ru_stime,
-                  emulator_user + emulator_system, chunk_ms=chunk_interval(records, publish_id)), command
+    per_chunk, first = chunk_interval(records, publish_id)
+    share = size / chunk_plan.size   # its CPU covers every chunk; the window, all but the first
+    return Upload("curl", size, end - start, usage.ru_utime * share, usage.ru_stime * share,
+                  emulator_user + emulator_system,
+                  file_size=chunk_plan.size, chunk_ms=per_chunk, first_ms=first), command
 
 
 def shown_curl(command: list[str], count: int) -> str:
