@@ -189,13 +189,15 @@ def _throughput_note(ratio: float, rates: dict[str, float], receiver: dict[str, 
     if same_way < 0.97:
         extra = chunk[DAEMON] - chunk[SENDFILE]
         own = (cpu[DAEMON] - cpu[SENDFILE]) * DEFAULT_CHUNK / 1e9 * 1000
-        causes.append(f"from one chunk to the next the daemon took {extra:.1f} ms more than the bare sendfile loop "
-                      f"({chunk[DAEMON]:.1f} against {chunk[SENDFILE]:.1f} ms). Its own extra CPU accounts for about "
-                      f"{max(own, 0):.1f} ms of that: the commit of the acknowledged bytes (write-ahead, which "
-                      "resuming after a crash needs), a stat and an open of the file per chunk. The rest is the "
-                      f"receiver, which spent {receiver[DAEMON]:.2f} CPU-s per GB on the daemon's stream against "
-                      f"{receiver[SENDFILE]:.2f} on the bare loop's; this run cannot pin that on the daemon (see "
-                      "warm memory above: the daemon hashes before it sends, the bare loop does not)")
+        cause = (f"from one chunk to the next the daemon took {extra:.1f} ms more than the bare sendfile loop "
+                 f"({chunk[DAEMON]:.1f} against {chunk[SENDFILE]:.1f} ms). Its own extra CPU accounts for about "
+                 f"{max(own, 0):.1f} ms of that: the commit of the acknowledged bytes (write-ahead, which resuming "
+                 "after a crash needs), a stat and an open of the file per chunk")
+        if receiver[DAEMON] > receiver[SENDFILE] * 1.05:
+            cause += (f". The receiver spent {receiver[DAEMON]:.2f} CPU-s per GB on the daemon's stream against "
+                      f"{receiver[SENDFILE]:.2f} on the bare loop's, which this run cannot pin on the daemon (see warm "
+                      "memory above: the daemon hashes before it sends, the bare loop does not)")
+        causes.append(cause)
     if not causes:
         return facts
     return (f"{facts}. Missed: " + "; and ".join(causes) + ". Next step: a larger `upload.chunk_size` (64 MB is "
@@ -248,10 +250,12 @@ def _tls_note(note: str, daemon: float, bare: float) -> str:
     if daemon <= 0.7:
         return note
     if bare > 0.7:
+        own = (f"the daemon adds {daemon - bare:+.2f} s/GB of its own (its work between chunks)" if daemon > bare
+               else "the daemon costs no more than that loop")
         return (f"{note}. Missed: a bare http.client loop over TLS already costs {bare:.2f} s/GB, over the goal by "
-                "itself: the price is TLS in Python's ssl module and the copy of every byte into user space; the "
-                f"daemon adds {daemon - bare:+.2f} s/GB of its own (its work between chunks). Next step: nothing "
-                "cheaper in pure Python; a larger `upload.chunk_size` trims the daemon's own part")
+                "itself: the price is TLS in Python's ssl module and the copy of every byte into user space; "
+                f"{own}. Next step: nothing cheaper in pure Python; a larger `upload.chunk_size` trims the "
+                "per-chunk part")
     return (f"{note}. Missed: the bare loop over TLS stays at {bare:.2f} s/GB, so the daemon's own work between "
             f"chunks ({daemon - bare:+.2f} s/GB) tips it over. Next step: profile the worker between chunks over HTTPS")
 
