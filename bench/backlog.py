@@ -24,8 +24,8 @@ from typing import Any
 from bench.proc import Sampler, cpu_seconds
 from bench.report import INFO, Figure, Section, verdict
 from bench.rig import Context, DaemonProcess, EmulatorProcess
-from watchfolder import samples
-from watchfolder.store import Store
+from watchfolder.media import samples
+from watchfolder.store.store import Store
 
 SIZE = 8192
 SETTLE = 1.0

@@ -14,7 +14,7 @@ import time
 
 from bench.report import Figure, Section, verdict
 from bench.rig import Context, DaemonProcess, EmulatorProcess
-from watchfolder import samples
+from watchfolder.media import samples
 
 SIZE = 1_000_000
 

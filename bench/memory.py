@@ -13,7 +13,7 @@ from bench.proc import Sampler, memory_kib
 from bench.report import Figure, Section, verdict
 from bench.rig import Context, EmulatorProcess
 from bench.uploads import daemon_upload
-from watchfolder import samples
+from watchfolder.media import samples
 from watchfolder.tiktok.chunks import DEFAULT_CHUNK
 
 GOAL_MB = 100

@@ -17,7 +17,7 @@ from bench.proc import Sampler
 from bench.report import INFO, Figure, Section, verdict
 from bench.rig import Context, EmulatorProcess
 from bench.uploads import Upload, bare_upload, curl_upload, daemon_upload, hash_cost, shown_curl, split_chunks
-from watchfolder import samples
+from watchfolder.media import samples
 from watchfolder.tiktok.chunks import DEFAULT_CHUNK, ChunkPlan, plan
 
 DAEMON = "watchfolder run"

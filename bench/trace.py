@@ -25,22 +25,22 @@ from typing import Any
 
 # (step name, module, attribute): "Class.method" or a module-level function.
 STEPS: tuple[tuple[str, str, str], ...] = (
-    ("worker", "watchfolder.pipeline", "Pipeline.run"),
-    ("prepare", "watchfolder.pipeline", "Pipeline._prepare"),
-    ("hash", "watchfolder.pipeline", "Pipeline._hash"),
+    ("worker", "watchfolder.daemon.pipeline", "Pipeline.run"),
+    ("prepare", "watchfolder.daemon.pipeline", "Pipeline._prepare"),
+    ("hash", "watchfolder.daemon.pipeline", "Pipeline._hash"),
     ("http_api", "watchfolder.tiktok.client", "TikTokClient._call"),
     ("http_chunk", "watchfolder.tiktok.upload", "ChunkUploader.put_chunk"),
-    ("tokens", "watchfolder.tokens", "TokenManager.access_token"),
-    ("media_check", "watchfolder.intake.media", "check_video"),
+    ("tokens", "watchfolder.tiktok.tokens", "TokenManager.access_token"),
+    ("media_check", "watchfolder.media.probe", "check_video"),
     ("settings_lookup", "watchfolder.intake.entries", "settings_for"),
-    ("moves", "watchfolder.outbox", "move_item"),
-    ("sidecar", "watchfolder.outbox", "write_sidecar"),
-    ("finish", "watchfolder.finish", "finish"),
+    ("moves", "watchfolder.daemon.outbox", "move_item"),
+    ("sidecar", "watchfolder.daemon.outbox", "write_sidecar"),
+    ("finish", "watchfolder.daemon.finish", "finish"),
     ("intake", "watchfolder.intake.intake", "Intake.step"),
-    ("schedule", "watchfolder.service", "Daemon._schedule"),
-    *(("store_write", "watchfolder.store", f"Store.{name}") for name in (
+    ("schedule", "watchfolder.daemon.service", "Daemon._schedule"),
+    *(("store_write", "watchfolder.store.store", f"Store.{name}") for name in (
         "add_item", "transition", "update", "note", "set_account_state", "set_runtime", "ledger_add")),
-    *(("store_read", "watchfolder.store", f"Store.{name}") for name in (
+    *(("store_read", "watchfolder.store.store", f"Store.{name}") for name in (
         "get", "find_open", "items", "next_due", "duplicate_of", "history", "account_state", "runtime",
         "ledger_times")),
 )

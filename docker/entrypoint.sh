@@ -40,9 +40,9 @@ except TimeoutError:  # the server took the connection but the process does not 
     print(f"{url}: no answer")
     sys.exit(1)
 # Nothing listens (metrics.listen is not set): judge by what the daemon writes to its state database.
-from watchfolder import config
-from watchfolder.commands import status
-data = status.collect(config.load(None), time.time())
+from watchfolder.config import settings as config
+from watchfolder.ops import report
+data = report.collect(config.load(None), time.time())
 daemon = data.get("daemon") or {}
 dead = [o["account"] for o in daemon.get("observers", []) if o["available"] and not o["alive"]]
 if not daemon.get("running") or dead:

@@ -11,8 +11,9 @@ from typing import Any
 
 import yaml
 
-from watchfolder import config, service
-from watchfolder.tokens import Tokens, TokenStore
+from watchfolder.config import settings as config
+from watchfolder.daemon import service
+from watchfolder.tiktok.tokens import Tokens, TokenStore
 
 SCOPES = ("user.info.basic", "video.upload", "video.publish")
 

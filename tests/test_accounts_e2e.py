@@ -13,8 +13,9 @@ from pathlib import Path
 import yaml
 
 from tests.harness import Rig, wait_for
-from watchfolder import cli, samples
-from watchfolder.store import Store
+from watchfolder import cli
+from watchfolder.media import samples
+from watchfolder.store.store import Store
 
 SCRIPT = Path(sys.executable).parent / "watchfolder"
 
@@ -61,9 +62,9 @@ def test_a_lost_grant_pauses_one_account_and_new_tokens_resume_it_without_a_rest
 
     wait_for(paused, 15, what="alice paused for sign-in")
     assert (rig.folder("alice", "inbox") / "a.mp4").exists()
-    from watchfolder.commands import status
+    from watchfolder.ops import report
 
-    data = status.collect(rig.settings, rig.emulator.clock.now())
+    data = report.collect(rig.settings, rig.emulator.clock.now())
     alice_row = next(a for a in data["accounts"] if a["account"] == "alice")
     assert "watchfolder auth login alice" in alice_row["note"]
     # The user signs in again elsewhere and imports the tokens; the daemon picks them up by itself.

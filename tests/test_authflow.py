@@ -15,11 +15,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from watchfolder import authflow
-from watchfolder.errors import AuthError, TikTokError, UsageError, WatchfolderError
-from watchfolder.model import Mode
+from watchfolder.core.errors import AuthError, TikTokError, UsageError, WatchfolderError
+from watchfolder.core.model import Mode
+from watchfolder.tiktok import authflow
 from watchfolder.tiktok.oauth import OAuthClient
-from watchfolder.tokens import Tokens, TokenStore
+from watchfolder.tiktok.tokens import Tokens, TokenStore
 
 
 class TestParseAnswer:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from tests.harness import wait_for
-from watchfolder import samples
+from watchfolder.media import samples
 
 INIT_ENDPOINTS = {"inbox_init", "video_init", "content_init"}
 

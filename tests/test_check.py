@@ -20,12 +20,13 @@ from typing import Any
 import pytest
 
 from tests.harness import Rig
-from watchfolder import doctor, samples
 from watchfolder.commands import check
 from watchfolder.emulator.clock import OffsetClock
 from watchfolder.emulator.testing import running_emulator
 from watchfolder.fsinfo import Mount
-from watchfolder.tokens import Tokens, TokenStore
+from watchfolder.media import samples
+from watchfolder.ops import doctor
+from watchfolder.tiktok.tokens import Tokens, TokenStore
 
 LOCAL = [Mount("/", "ext4", "/dev/sda1")]
 ROOMY = {"max_user_watches": 524288, "max_user_instances": 512, "max_queued_events": 16384}

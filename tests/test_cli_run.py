@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from tests.harness import Rig, wait_for
-from watchfolder import samples
+from watchfolder.media import samples
 
 SCRIPT = Path(sys.executable).parent / "watchfolder"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from watchfolder.model import Action
+from watchfolder.core.model import Action
 from watchfolder.tiktok import codes
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "tiktok-errors.md"

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from watchfolder import config
-from watchfolder.errors import ConfigError, UsageError
-from watchfolder.model import Mode, VideoSource
+from watchfolder.config import settings as config
+from watchfolder.core.errors import ConfigError, UsageError
+from watchfolder.core.model import Mode, VideoSource
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.yaml"
 SECRET = "s3cr3t-Value-that-must-never-show"

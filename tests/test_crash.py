@@ -32,9 +32,9 @@ from typing import Any
 import pytest
 
 from tests.harness import Rig
-from watchfolder import samples
 from watchfolder.emulator.clock import OffsetClock
 from watchfolder.emulator.testing import running_emulator
+from watchfolder.media import samples
 
 WATCHFOLDER = Path(sys.executable).with_name("watchfolder")
 ACCOUNTS = ("alice", "bob")

@@ -14,9 +14,9 @@ import pytest
 
 from tests.harness import Rig, wait_for
 from tests.test_photos import hosted_rig, inits, sha256
-from watchfolder import samples
-from watchfolder.commands import status
-from watchfolder.store import Store
+from watchfolder.media import samples
+from watchfolder.ops import report
+from watchfolder.store.store import Store
 
 DIRECT = {"bob": {"mode": "direct"}}
 Make = Callable[..., Rig]
@@ -143,7 +143,7 @@ def test_a_creator_at_the_daily_cap_waits_in_the_inbox_and_posts_a_day_later(mak
     assert waiting[0].folder == "inbox" and (rig.folder("bob", "inbox") / "two.mp4").exists()
     assert not (rig.folder("bob", "failed") / "two.mp4.json").exists()
     assert len(inits(rig)) == 1
-    rows = status.collect(rig.settings, rig.emulator.clock.now())["items"]
+    rows = report.collect(rig.settings, rig.emulator.clock.now())["items"]
     assert any(row["name"] == "two.mp4" and row["state"] == "waiting" for row in rows)
 
     rig.emulator.clock.advance(86400 + 60)

@@ -19,8 +19,9 @@ import pytest
 import structlog
 
 from tests.harness import Rig, wait_for
-from watchfolder import outbox, pipeline, samples, service
 from watchfolder.commands import status
+from watchfolder.daemon import outbox, pipeline, service
+from watchfolder.media import samples
 
 INIT_ENDPOINTS = {"inbox_init", "video_init", "content_init"}
 

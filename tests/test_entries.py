@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from watchfolder.intake.entries import classify, display_name, list_inbox, natural_key, photo_files, settings_for
+from watchfolder.core.text import display_name
+from watchfolder.intake.entries import classify, list_inbox, natural_key, photo_files, settings_for
 
 
 @pytest.fixture

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from tests.harness import wait_for
-from watchfolder import publish, samples
+from watchfolder.core.errors import TikTokError
+from watchfolder.core.model import State
+from watchfolder.daemon import publisher as publish
 from watchfolder.emulator.envelope import CODES_OF_ENDPOINT, OAUTH_ERRORS
-from watchfolder.errors import TikTokError
-from watchfolder.model import State
-from watchfolder.store import Store
+from watchfolder.media import samples
+from watchfolder.store.store import Store
 from watchfolder.tiktok import codes
 
 TABLE = Path(__file__).resolve().parents[1] / "docs" / "tiktok-errors.md"

@@ -12,7 +12,7 @@ import pytest
 import structlog
 
 from watchfolder import logs
-from watchfolder.errors import UsageError
+from watchfolder.core.errors import UsageError
 
 
 class FakeTTY(io.StringIO):

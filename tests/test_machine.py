@@ -5,8 +5,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from watchfolder import machine
-from watchfolder.model import Action, State
+from watchfolder.core import machine
+from watchfolder.core.model import Action, State
 
 POLICY = machine.RetryPolicy(max_attempts=4, initial_seconds=10, max_seconds=60)
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from watchfolder import samples
-from watchfolder.errors import MediaError
-from watchfolder.intake import media
-from watchfolder.intake.media import check_image, check_photo_set, check_video
+from watchfolder.core.errors import MediaError
+from watchfolder.media import probe as media
+from watchfolder.media import samples
+from watchfolder.media.probe import check_image, check_photo_set, check_video
 
 
 def _refused(check, path: Path) -> MediaError:

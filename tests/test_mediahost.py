@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from watchfolder import samples
-from watchfolder.mediahost import INDEX_NAME, MediaHost
+from watchfolder.media import samples
+from watchfolder.mediahost.host import INDEX_NAME, MediaHost
 
 NOW = 1_800_000_000.0
 WINDOW = 4200.0

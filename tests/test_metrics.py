@@ -13,8 +13,10 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness import Rig, wait_for
-from watchfolder import metrics, samples, service
-from watchfolder.errors import WatchfolderError
+from watchfolder.core.errors import WatchfolderError
+from watchfolder.daemon import service
+from watchfolder.media import samples
+from watchfolder.ops import metrics
 
 
 def start(rig: Rig, hooks: list[Any]) -> service.Daemon:

@@ -24,9 +24,11 @@ from typing import Any
 import pytest
 
 from tests.harness import Rig, wait_for
-from watchfolder import fsinfo, samples
+from watchfolder import fsinfo
 from watchfolder.commands import status
 from watchfolder.intake import watcher
+from watchfolder.media import samples
+from watchfolder.ops import report
 
 OBSERVERS = ["inotify", "polling"]
 SETTLE = 0.6      # settle_seconds for these tests: well above every pause a "still writing" writer makes
@@ -53,7 +55,7 @@ def pieces(data: bytes, count: int) -> list[bytes]:
 
 def live_status(rig: Rig) -> dict[str, Any]:
     """What ``watchfolder status --json`` shows right now."""
-    return status.collect(rig.settings, rig.emulator.clock.now())
+    return report.collect(rig.settings, rig.emulator.clock.now())
 
 
 def notices(rig: Rig) -> list[dict[str, Any]]:
@@ -456,7 +458,7 @@ def test_intake_keeps_an_entry_it_cannot_read_for_now_and_takes_it_later(make_ri
 
     from watchfolder.intake import intake as intake_module
     from watchfolder.intake import settle
-    from watchfolder.store import Store
+    from watchfolder.store.store import Store
 
     rig = nas_rig(make_rig)
     inbox = rig.folder("alice", "inbox")
@@ -499,9 +501,9 @@ def test_intake_keeps_an_entry_it_cannot_read_for_now_and_takes_it_later(make_ri
 
 
 def test_an_item_finishing_while_its_share_is_away_is_moved_once_the_share_is_back(tmp_path):
-    from watchfolder import finish, outbox
-    from watchfolder.model import State
-    from watchfolder.store import Store
+    from watchfolder.core.model import State
+    from watchfolder.daemon import finish, outbox
+    from watchfolder.store.store import Store
 
     root = tmp_path / "root"
     root.mkdir()
@@ -533,7 +535,7 @@ def structlog_stub() -> Any:
 
 
 def test_a_name_at_the_length_limit_is_shortened_only_as_far_as_its_sidecar_needs():
-    from watchfolder import outbox
+    from watchfolder.daemon import outbox
 
     name = "é" * 100 + "x" * 51 + ".mp4"        # 255 bytes: the most a name may have
     assert len(os.fsencode(name)) == 255

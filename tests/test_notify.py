@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 
 from tests.harness import Rig, wait_for
-from watchfolder import metrics, notify, samples, sdnotify, service
 from watchfolder.commands import run as run_command
-from watchfolder.tokens import Tokens, TokenStore
+from watchfolder.daemon import service
+from watchfolder.media import samples
+from watchfolder.ops import metrics, notify, sdnotify
+from watchfolder.tiktok.tokens import Tokens, TokenStore
 
 
 @dataclasses.dataclass

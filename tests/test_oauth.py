@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from watchfolder.errors import AuthError, TikTokError
-from watchfolder.model import Action, Mode
+from watchfolder.core.errors import AuthError, TikTokError
+from watchfolder.core.model import Action, Mode
 from watchfolder.tiktok import oauth
 
 NOW = 1_800_000_000.0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from watchfolder import outbox
+from watchfolder.daemon import outbox
 
 
 @pytest.fixture

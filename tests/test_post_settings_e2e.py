@@ -16,8 +16,10 @@ import pytest
 
 from tests.harness import Rig, wait_for
 from tests.test_photos import inits
-from watchfolder import logs, samples
-from watchfolder.commands import check, status
+from watchfolder import logs
+from watchfolder.commands import check
+from watchfolder.media import samples
+from watchfolder.ops import report
 
 
 @pytest.fixture
@@ -164,7 +166,7 @@ def test_publish_at_holds_the_item_in_the_inbox_until_its_time(rig: Rig, tmp_pat
     rig.drop("alice", "later.mp4", _video(tmp_path, "later.mp4"))
 
     def scheduled() -> list[dict[str, Any]]:
-        rows = status.collect(rig.settings, rig.emulator.clock.now())["items"]
+        rows = report.collect(rig.settings, rig.emulator.clock.now())["items"]
         return [row for row in rows if row["name"] == "later.mp4" and row["wait_reason"] == "publish_at"]
 
     (row,) = wait_for(scheduled, 10, what="later.mp4 scheduled")

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from pyfakefs.fake_filesystem import FakeFilesystem
 
-from watchfolder import postsettings
-from watchfolder.errors import MediaError
-from watchfolder.model import Kind, Mode
+from watchfolder.config import post as postsettings
+from watchfolder.core.errors import MediaError
+from watchfolder.core.model import Kind, Mode
 
 CAT = "\U0001F408"  # outside the BMP: one character, two UTF-16 units
 

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from tests.harness import Rig, wait_for
-from watchfolder import samples
-from watchfolder.model import State
-from watchfolder.store import Store
+from watchfolder.core.model import State
+from watchfolder.media import samples
+from watchfolder.store.store import Store
 from watchfolder.tiktok import chunks
 from watchfolder.tiktok.client import TikTokClient
 from watchfolder.tiktok.upload import ChunkUploader

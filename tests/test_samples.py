@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from watchfolder import samples
+from watchfolder.media import samples
 
 MIB = 1024 * 1024
 

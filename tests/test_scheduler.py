@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from tests.harness import Rig, wait_for
-from watchfolder import samples
 from watchfolder.commands import retry, status
 from watchfolder.emulator.clock import OffsetClock
 from watchfolder.emulator.testing import running_emulator
+from watchfolder.media import samples
+from watchfolder.ops import report
 
 INITS = {"inbox_init", "video_init", "content_init"}
 
@@ -77,7 +78,7 @@ def test_the_pending_draft_cap_is_a_wait_and_the_queue_resumes_a_day_later(tmp_p
 
 
 def _waiting(rig: Rig):
-    data = status.collect(rig.settings, rig.emulator.clock.now())
+    data = report.collect(rig.settings, rig.emulator.clock.now())
     accounts = data["accounts"]
     return data if accounts and accounts[0]["note"].startswith("waiting") else None
 
@@ -141,7 +142,7 @@ def test_a_waiting_file_taken_out_is_cancelled_and_retry_puts_a_failed_one_back(
         (rig.folder("alice", "inbox") / second.name).rename(tmp_path / "taken-out.mp4")
 
         def cancelled() -> bool:
-            data = status.collect(rig.settings, emulator.clock.now())
+            data = report.collect(rig.settings, emulator.clock.now())
             return not [i for i in data["items"] if i["name"] == second.name and i["state"] != "cancelled"]
 
         wait_for(cancelled, 10, what="the taken-out file no longer listed")
@@ -172,7 +173,7 @@ def test_retry_refuses_what_is_not_a_failed_item(make_rig, ref_kind, capsys):
     rig = make_rig()
     rig.start()
     rig.stop()
-    from watchfolder.errors import UsageError
+    from watchfolder.core.errors import UsageError
 
     with pytest.raises(UsageError):
         retry.main(rig.settings, "999" if ref_kind == "id" else "nothing.mp4")

@@ -19,8 +19,10 @@ from typing import Any
 import pytest
 
 from tests.harness import Rig, wait_for
-from watchfolder import samples, sdnotify, service
-from watchfolder.metrics import HealthMonitor
+from watchfolder.daemon import service
+from watchfolder.media import samples
+from watchfolder.ops import sdnotify
+from watchfolder.ops.metrics import HealthMonitor
 
 SCRIPT = Path(sys.executable).parent / "watchfolder"
 

@@ -16,8 +16,10 @@ import pytest
 import structlog
 
 from tests.harness import Rig
-from watchfolder import fsinfo, service, statelock
-from watchfolder.errors import StateLockedError, WatchfolderError
+from watchfolder import fsinfo
+from watchfolder.core.errors import StateLockedError, WatchfolderError
+from watchfolder.daemon import service
+from watchfolder.store import statelock
 
 SCRIPT = Path(sys.executable).with_name("watchfolder")
 
@@ -57,7 +59,7 @@ def test_a_second_lock_on_the_same_state_dir_is_refused_naming_the_holder(tmp_pa
 def test_a_daemon_killed_with_sigkill_leaves_no_stale_lock(tmp_path: Path) -> None:
     """The lock is the kernel's (flock), so it dies with its process: a restart after kill -9 gets it."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from pathlib import Path; from watchfolder import statelock; "
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; from watchfolder.store import statelock; "
          "statelock.StateLock(Path(sys.argv[1])).acquire(); print('held', flush=True); time.sleep(60)",
          str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:

@@ -6,9 +6,9 @@ import sqlite3
 
 import pytest
 
-from watchfolder.errors import StoreError
-from watchfolder.model import State
-from watchfolder.store import Store
+from watchfolder.core.errors import StoreError
+from watchfolder.core.model import State
+from watchfolder.store.store import Store
 
 
 def test_transition_is_compare_and_set_and_logs_an_event(tmp_path):

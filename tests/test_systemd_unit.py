@@ -19,8 +19,9 @@ import pytest
 import yaml
 
 from tests.harness import Rig, wait_for
-from watchfolder import metrics, samples
-from watchfolder.config import TikTokSettings
+from watchfolder.config.settings import TikTokSettings
+from watchfolder.media import samples
+from watchfolder.ops import metrics
 
 REPO = Path(__file__).resolve().parent.parent
 UNIT = REPO / "systemd" / "watchfolder.service"

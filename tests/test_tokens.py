@@ -17,10 +17,10 @@ import pytest
 import structlog
 
 from watchfolder import logs
+from watchfolder.core.errors import AuthError, TikTokError, UsageError, WatchfolderError
 from watchfolder.emulator.accounts import short_hash
-from watchfolder.errors import AuthError, TikTokError, UsageError, WatchfolderError
 from watchfolder.tiktok.oauth import OAuthClient
-from watchfolder.tokens import TokenManager, Tokens, TokenStore
+from watchfolder.tiktok.tokens import TokenManager, Tokens, TokenStore
 
 NOW = 1_800_000_000.0
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import errno
 
 from tests.harness import wait_for
-from watchfolder import publish, samples
-from watchfolder.commands import status
-from watchfolder.store import Store
+from watchfolder.daemon import publisher as publish
+from watchfolder.media import samples
+from watchfolder.ops import report
+from watchfolder.store.store import Store
 
 
 def test_a_share_error_mid_upload_parks_the_item_and_it_completes_later(make_rig, tmp_path, monkeypatch):
@@ -22,7 +23,7 @@ def test_a_share_error_mid_upload_parks_the_item_and_it_completes_later(make_rig
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(publish.Publisher, "put_chunk", flaky)
-    monkeypatch.setattr("watchfolder.pipeline.DISK_RETRY_SECONDS", 0.5)
+    monkeypatch.setattr("watchfolder.daemon.pipeline.DISK_RETRY_SECONDS", 0.5)
     rig.start()
     samples.write_mp4(tmp_path / "clip.mp4", size=90_000)
     rig.drop("alice", "clip.mp4", tmp_path / "clip.mp4")
@@ -51,4 +52,4 @@ def test_an_unexpected_error_is_retried_with_the_budget_not_in_a_hot_loop(make_r
     store = Store(rig.state_dir, readonly=True)
     assert store.items(account="alice")[0].attempts == 2
     store.close()
-    wait_for(lambda: status.collect(rig.settings, rig.emulator.clock.now())["items"], 5)
+    wait_for(lambda: report.collect(rig.settings, rig.emulator.clock.now())["items"], 5)

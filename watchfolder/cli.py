@@ -11,8 +11,9 @@ import os
 import sys
 from collections.abc import Sequence
 
-from watchfolder import __version__, config
-from watchfolder.errors import ConfigError, StateLockedError, UsageError, WatchfolderError
+from watchfolder import __version__
+from watchfolder.config import settings as config
+from watchfolder.core.errors import ConfigError, StateLockedError, UsageError, WatchfolderError
 
 COMMANDS = ("run", "check", "status", "retry", "auth", "emulator", "demo")
 

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import structlog
 
-from watchfolder.errors import UsageError
+from watchfolder.core.errors import UsageError
 
 MASK = "***"
 

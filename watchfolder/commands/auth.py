@@ -9,12 +9,13 @@ import sys
 import time
 import webbrowser
 
-from watchfolder import authflow, logs
-from watchfolder.config import Settings
-from watchfolder.errors import UsageError
-from watchfolder.model import Mode
+from watchfolder import logs
+from watchfolder.config.settings import Settings
+from watchfolder.core.errors import UsageError
+from watchfolder.core.model import Mode
+from watchfolder.tiktok import authflow
 from watchfolder.tiktok.oauth import OAuthClient
-from watchfolder.tokens import Tokens, TokenStore
+from watchfolder.tiktok.tokens import Tokens, TokenStore
 
 
 def _oauth(settings: Settings) -> OAuthClient:

@@ -14,8 +14,10 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import IO
 
-from watchfolder import config, doctor, fsinfo, logs
-from watchfolder.errors import ConfigError
+from watchfolder import fsinfo, logs
+from watchfolder.config import settings as config
+from watchfolder.core.errors import ConfigError
+from watchfolder.ops import doctor
 
 LABELS = {doctor.OK: "ok", doctor.WARN: "WARN", doctor.FAIL: "FAIL"}
 WIDTH = 100

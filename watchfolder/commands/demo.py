@@ -10,9 +10,12 @@ import threading
 import time
 from pathlib import Path
 
-from watchfolder import config, logs, samples, service
+from watchfolder import logs
+from watchfolder.config import settings as config
+from watchfolder.daemon import service
 from watchfolder.emulator import Emulator, EmulatorConfig
-from watchfolder.tokens import Tokens, TokenStore
+from watchfolder.media import samples
+from watchfolder.tiktok.tokens import Tokens, TokenStore
 
 DEMO_TIMEOUT = 60.0
 

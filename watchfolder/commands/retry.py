@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import time
 
-from watchfolder import outbox
-from watchfolder.config import Settings
-from watchfolder.errors import UsageError
-from watchfolder.model import Item, State
-from watchfolder.store import Store
+from watchfolder.config.settings import Settings
+from watchfolder.core.errors import UsageError
+from watchfolder.core.model import Item, State
+from watchfolder.daemon import outbox
+from watchfolder.store.store import Store
 
 
 def find_failed(store: Store, settings: Settings, ref: str) -> Item:

@@ -8,8 +8,10 @@ import sys
 import types
 from collections.abc import Mapping
 
-from watchfolder import logs, metrics, notify, sdnotify, service
-from watchfolder.config import Settings
+from watchfolder import logs
+from watchfolder.config.settings import Settings
+from watchfolder.daemon import service
+from watchfolder.ops import metrics, notify, sdnotify
 
 
 def service_hooks(settings: Settings, env: Mapping[str, str]) -> list[object]:

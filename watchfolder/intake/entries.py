@@ -198,25 +198,3 @@ def natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
             parts.append((1, piece))
     parts.append((2, name))
     return tuple(parts)
-
-
-def display_name(name: str) -> str:
-    """Given a name from the filesystem, return a readable form for logs, status and sidecars.
-
-    NFC-normalised (macOS NFD names read the same as others); bytes that were not UTF-8 are shown as
-    ``\\xNN``; control characters (a newline in a file name) are shown escaped so they cannot break
-    a log line.
-    """
-    try:
-        raw = name.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:  # a lone surrogate that did not come from fsdecode
-        raw = name.encode("utf-8", "backslashreplace")
-    text = unicodedata.normalize("NFC", raw.decode("utf-8", "backslashreplace"))
-    return "".join(_escape_control(char) for char in text)
-
-
-def _escape_control(char: str) -> str:
-    if unicodedata.category(char) in ("Cc", "Zl", "Zp"):
-        code = ord(char)
-        return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
-    return char

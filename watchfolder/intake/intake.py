@@ -14,14 +14,17 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from watchfolder import convert, postsettings
-from watchfolder.config import Settings
-from watchfolder.errors import MediaError
-from watchfolder.intake import entries, media, settle
+from watchfolder.config import post as postsettings
+from watchfolder.config.settings import Settings
+from watchfolder.core import text
+from watchfolder.core.errors import MediaError
+from watchfolder.core.model import Kind, Mode, State
+from watchfolder.intake import entries, settle
 from watchfolder.intake.ignore import is_ignored
 from watchfolder.intake.watcher import WatchEvent
-from watchfolder.model import Kind, Mode, State
-from watchfolder.store import Store
+from watchfolder.media import convert
+from watchfolder.media import probe as media
+from watchfolder.store.store import Store
 
 ORPHAN_SETTINGS_SECONDS = 600.0   # a settings file whose media never came goes to failed/ after this
 UNREADABLE_RECHECK = 5.0          # how often a file we cannot read is tried again
@@ -110,10 +113,10 @@ class Intake:
             if note is None:
                 since = growing if growing is not None else pending.first_seen
                 note = f"being written or settling since {_clock(since)}"
-            rows.append({"account": account, "name": entries.display_name(name), "note": note})
+            rows.append({"account": account, "name": text.display_name(name), "note": note})
         for (account, name), note in self.notices.items():
             if (account, name) not in self.pending:
-                rows.append({"account": account, "name": entries.display_name(name), "note": note})
+                rows.append({"account": account, "name": text.display_name(name), "note": note})
         return rows
 
     # ---- one entry -------------------------------------------------------------------------
@@ -139,7 +142,7 @@ class Intake:
             return True, 0
         if entry.kind == "symlink":
             if key not in self.notices:
-                self.log.warning("symlink_left_alone", account=account, item=entries.display_name(name))
+                self.log.warning("symlink_left_alone", account=account, item=text.display_name(name))
             self.notices[key] = "a symlink: left alone (watchfolder never follows links out of the inbox)"
             return True, 0
         open_item = self.store.find_open(account, name)
@@ -174,7 +177,7 @@ class Intake:
     def _unreadable(self, pending: Pending, now: float) -> None:
         key = (pending.account, pending.name)
         if key not in self.notices:
-            self.log.warning("cannot_read", account=pending.account, item=entries.display_name(pending.name))
+            self.log.warning("cannot_read", account=pending.account, item=text.display_name(pending.name))
         self.notices[key] = "cannot read: permission denied (it is picked up once readable)"
         pending.recheck_at = now + UNREADABLE_RECHECK
 
@@ -185,7 +188,7 @@ class Intake:
             return
         key = (pending.account, pending.name)
         if self.notices.get(key) != TROUBLE_NOTE:
-            item = entries.display_name(pending.name)
+            item = text.display_name(pending.name)
             if isinstance(exc, OSError):
                 self.log.warning("inbox_read_failed", account=pending.account, item=item,
                                  reason=exc.strerror or str(exc))
@@ -202,7 +205,7 @@ class Intake:
         if item.state in (State.QUEUED, State.WAITING, State.DETECTED):
             self.store.transition(item.id, item.state, State.CANCELLED, now=now,
                                   note="taken out of inbox/ before it was sent")
-            self.log.info("item_cancelled", account=account, item=entries.display_name(name))
+            self.log.info("item_cancelled", account=account, item=text.display_name(name))
 
     def _refresh_identity(self, item_id: int, fp: settle.Fingerprint, now: float) -> None:
         item = self.store.get(item_id)
@@ -255,7 +258,7 @@ class Intake:
             item = self.store.add_item(account=entry.account, name=entry.name, kind=str(kind), now=now,
                                        state=State.FAILED, error_code=exc.code, error_message=exc.message,
                                        note=exc.message, **base)
-            self.log.warning("item_refused", account=entry.account, item=entries.display_name(entry.name),
+            self.log.warning("item_refused", account=entry.account, item=text.display_name(entry.name),
                              code=exc.code, reason=exc.message, item_id=item.id)
             return 1
         if kind is Kind.VIDEO and Mode(account.mode) is Mode.INBOX and post.title:
@@ -269,7 +272,7 @@ class Intake:
             wait_reason="publish_at" if state is State.WAITING else None,
             post_info=postsettings.as_dict(post), **base,
         )
-        self.log.info("item_queued", account=entry.account, item=entries.display_name(entry.name),
+        self.log.info("item_queued", account=entry.account, item=text.display_name(entry.name),
                       item_id=item.id, kind=str(kind), size=fp.size, state=str(state))
         return 1
 
@@ -294,7 +297,7 @@ class Intake:
             return
         self.caption_warned.add(account)
         self.log.warning("inbox_caption_dropped", account=account,
-                         source=entries.display_name(source_file) if source_file else "account defaults",
+                         source=text.display_name(source_file) if source_file else "account defaults",
                          reason=INBOX_CAPTION_NOTE)
 
     def _check_media(self, entry: entries.Entry) -> str | None:
@@ -320,7 +323,7 @@ def _refuse_foreign_media(folder: Path, ignore_globs: Sequence[str]) -> None:
         foreign = sorted((d.name for d in listing if os.path.splitext(d.name)[1].lower() in FOREIGN_MEDIA
                           and not is_ignored(d.name, ignore_globs)), key=entries.natural_key)
     if foreign:
-        raise MediaError("unsupported_media", f"{entries.display_name(foreign[0])}: a photo post takes JPEG and "
+        raise MediaError("unsupported_media", f"{text.display_name(foreign[0])}: a photo post takes JPEG and "
                          "WebP images only (PNG too with photos.convert: true): convert it, or take it out of "
                          "the folder")
 
@@ -369,7 +372,7 @@ def inbox_caption_warnings(settings: Settings) -> list[str]:
             except (OSError, MediaError):
                 continue
             if title and path is not None:
-                captioned.append(entries.display_name(path.name))
+                captioned.append(text.display_name(path.name))
         if captioned:
             shown = ", ".join(captioned[:5]) + (f" and {len(captioned) - 5} more" if len(captioned) > 5 else "")
             lines.append(f"{account.name}: {shown} set a caption. {INBOX_CAPTION_NOTE}")

@@ -19,7 +19,7 @@ import requests
 import structlog
 
 from watchfolder import __version__
-from watchfolder.errors import TikTokError
+from watchfolder.core.errors import TikTokError
 from watchfolder.tiktok import codes
 from watchfolder.tiktok.chunks import ChunkPlan
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from watchfolder.model import Action
+from watchfolder.core.model import Action
 
 ITEM = "item"
 ACCOUNT = "account"

@@ -18,8 +18,8 @@ from urllib.parse import urlencode
 
 import requests
 
-from watchfolder.errors import AuthError, TikTokError
-from watchfolder.model import SCOPE_FOR_MODE, Mode
+from watchfolder.core.errors import AuthError, TikTokError
+from watchfolder.core.model import SCOPE_FOR_MODE, Mode
 from watchfolder.tiktok import codes
 
 AUTHORIZE_URL = "https://www.tiktok.com/v2/auth/authorize/"

@@ -24,7 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from watchfolder import __version__
-from watchfolder.errors import MediaError, TikTokError
+from watchfolder.core.errors import MediaError, TikTokError
 from watchfolder.tiktok import codes
 
 BLOCK = 1024 * 1024

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from watchfolder import fsinfo
-from watchfolder.errors import StateLockedError, WatchfolderError
+from watchfolder.core.errors import StateLockedError, WatchfolderError
 
 LOCK_NAME = "watchfolder.lock"
 

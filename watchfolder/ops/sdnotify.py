@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from watchfolder import logs
-from watchfolder.commands import status as status_command
-from watchfolder.metrics import HealthMonitor
+from watchfolder.ops import report
+from watchfolder.ops.metrics import HealthMonitor
 
 STATUS_SECONDS = 5.0   # how often the STATUS= line is recomputed from the store (sent only when it changes)
 
@@ -148,7 +148,7 @@ class SystemdNotifier:
 
     def __init__(self, notify: Notify, monitor: HealthMonitor, *, watchdog_seconds: float | None,
                  status_seconds: float = STATUS_SECONDS,
-                 collect: Callable[..., dict[str, Any]] = status_command.collect) -> None:
+                 collect: Callable[..., dict[str, Any]] = report.collect) -> None:
         self.notify = notify
         self.monitor = monitor
         self.watchdog_seconds = watchdog_seconds

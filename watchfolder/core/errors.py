@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from watchfolder.model import Action
+from watchfolder.core.model import Action
 
 
 class WatchfolderError(Exception):

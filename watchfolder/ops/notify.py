@@ -23,10 +23,9 @@ from urllib.parse import urlsplit
 import requests
 
 from watchfolder import __version__, logs
-from watchfolder.config import Settings
-from watchfolder.errors import AuthError
-from watchfolder.finish import iso
-from watchfolder.intake.entries import display_name
+from watchfolder.config.settings import Settings
+from watchfolder.core.errors import AuthError
+from watchfolder.core.text import display_name, iso
 
 SCAN_SECONDS = 2.0        # how often the store is looked at for new failures and pauses
 EXPIRY_SECONDS = 3600.0   # how often the token files are looked at

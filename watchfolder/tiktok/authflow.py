@@ -23,10 +23,10 @@ from typing import Any, TextIO
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from watchfolder import logs
-from watchfolder.errors import AuthError, TikTokError, UsageError
-from watchfolder.model import SCOPE_FOR_MODE, Mode
+from watchfolder.core.errors import AuthError, TikTokError, UsageError
+from watchfolder.core.model import SCOPE_FOR_MODE, Mode
 from watchfolder.tiktok.oauth import BASIC_SCOPE, OAuthClient, challenge, new_verifier, scopes_for
-from watchfolder.tokens import Tokens, TokenStore, sign_in_hint
+from watchfolder.tiktok.tokens import Tokens, TokenStore, sign_in_hint
 
 # What a missing scope costs, in the words of the warning.
 _SCOPE_LOSS = {

@@ -10,11 +10,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from watchfolder import finish, machine
-from watchfolder.errors import AuthError, TikTokError
-from watchfolder.model import Action, Item, State
-from watchfolder.publish import Publisher
-from watchfolder.store import Store
+from watchfolder.core import machine, text
+from watchfolder.core.errors import AuthError, TikTokError
+from watchfolder.core.model import Action, Item, State
+from watchfolder.daemon.publisher import Publisher
+from watchfolder.store.store import Store
 from watchfolder.tiktok import codes
 
 
@@ -85,7 +85,7 @@ class Outcomes:
 
     def _orphan(self, item: Item, note: str, log: Any, *, answered: bool = False) -> Item:
         orphans = json.loads(item.orphans or "[]")
-        orphans.append({"at": finish.iso(self.clock()), "publish_id": item.publish_id, "note": note})
+        orphans.append({"at": text.iso(self.clock()), "publish_id": item.publish_id, "note": note})
         self.store.note(item.id, "orphaned_init", now=self.clock(), detail=note)
         log.warning("init_orphaned", note=note)
         return self.store.update(item.id, now=self.clock(), orphans=orphans, init_started_at=None)
@@ -97,7 +97,7 @@ class Outcomes:
             fields["attempts"] = attempts
         if item.state is State.WAITING:
             return self.store.update(item.id, now=self.clock(), **fields)
-        log.info("item_waiting", reason=reason, until=finish.iso(until))
+        log.info("item_waiting", reason=reason, until=text.iso(until))
         return self.store.transition(item.id, item.state, State.WAITING, now=self.clock(), note=reason, **fields)
 
     def _reauth(self, item: Item, exc: AuthError, log: Any) -> Item:

@@ -15,22 +15,24 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from watchfolder import finish, fsinfo, logs, statelock
-from watchfolder.config import Settings
-from watchfolder.errors import ConfigError, WatchfolderError
+from watchfolder import fsinfo, logs
+from watchfolder.config.settings import Settings
+from watchfolder.core.errors import ConfigError, WatchfolderError
+from watchfolder.core.model import State
+from watchfolder.daemon import finish
+from watchfolder.daemon.outbox import ensure_account_folders
+from watchfolder.daemon.pacing import Pacer
+from watchfolder.daemon.pipeline import Pipeline
+from watchfolder.daemon.publisher import Publisher
 from watchfolder.intake.intake import Intake
 from watchfolder.intake.watcher import Watcher, WatchEvent
-from watchfolder.mediahost import MediaHost
-from watchfolder.model import State
-from watchfolder.outbox import ensure_account_folders
-from watchfolder.pacing import Pacer
-from watchfolder.pipeline import Pipeline
-from watchfolder.publish import Publisher
-from watchfolder.store import Store
+from watchfolder.mediahost.host import MediaHost
+from watchfolder.store import statelock
+from watchfolder.store.store import Store
 from watchfolder.tiktok.client import TikTokClient
 from watchfolder.tiktok.oauth import OAuthClient
+from watchfolder.tiktok.tokens import TokenManager, TokenStore
 from watchfolder.tiktok.upload import ChunkUploader
-from watchfolder.tokens import TokenManager, TokenStore
 
 LOOP_SECONDS = 0.25        # the main loop's longest sleep when nothing is due
 FINISH_RETRY_SECONDS = 30  # how often a move that failed on a disk error is tried again

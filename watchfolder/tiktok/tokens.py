@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from watchfolder import logs
-from watchfolder.errors import AuthError, TikTokError, UsageError, WatchfolderError
-from watchfolder.model import Action
+from watchfolder.core.errors import AuthError, TikTokError, UsageError, WatchfolderError
+from watchfolder.core.model import Action
 from watchfolder.tiktok.oauth import OAuthClient, TokenGrant
 
 _ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")

@@ -11,17 +11,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from watchfolder import convert, postsettings
-from watchfolder.config import AccountSettings, Settings
-from watchfolder.errors import AuthError, MediaError, TikTokError
-from watchfolder.intake import entries, media
-from watchfolder.mediahost import MediaHost, Staged
-from watchfolder.model import Action, Item, Kind, Mode, VideoSource
-from watchfolder.pacing import Pacer
+from watchfolder.config import post as postsettings
+from watchfolder.config.settings import AccountSettings, Settings
+from watchfolder.core.errors import AuthError, MediaError, TikTokError
+from watchfolder.core.model import Action, Item, Kind, Mode, VideoSource
+from watchfolder.daemon.pacing import Pacer
+from watchfolder.intake import entries
+from watchfolder.media import convert
+from watchfolder.media import probe as media
+from watchfolder.mediahost.host import MediaHost, Staged
 from watchfolder.tiktok import chunks
 from watchfolder.tiktok.client import PublishStatus, TikTokClient
+from watchfolder.tiktok.tokens import TokenManager, TokenStore
 from watchfolder.tiktok.upload import ChunkAck, ChunkUploader
-from watchfolder.tokens import TokenManager, TokenStore
 
 UPLOAD_URL_LIFETIME = 3600.0   # TikTok: an upload_url is valid for one hour …
 UPLOAD_URL_MARGIN = 120.0      # … and we stop trusting it a little before that

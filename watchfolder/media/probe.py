@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from watchfolder.errors import MediaError
+from watchfolder.core.errors import MediaError
 
 # TikTok says "4 GB" without saying which GB; 4 * 10**9 is the smaller reading, and the chunk plan
 # (tiktok/chunks.MAX_VIDEO) uses the same number, so a video we take in can always be sent.

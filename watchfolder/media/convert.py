@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from watchfolder.errors import MediaError
-from watchfolder.intake import media
+from watchfolder.core.errors import MediaError
+from watchfolder.media import probe as media
 
 JPEG_QUALITY = 90   # visually lossless for photos; a 1080x1920 frame stays far below 20 MB
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from watchfolder.errors import MediaError
-from watchfolder.model import Kind, Mode
+from watchfolder.core.errors import MediaError
+from watchfolder.core.model import Kind, Mode
 
 PRIVACY_LEVELS = ("PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "FOLLOWER_OF_CREATOR", "SELF_ONLY")
 _TEXTS = ("title", "description")

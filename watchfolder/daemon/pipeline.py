@@ -16,16 +16,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from watchfolder import finish, machine
-from watchfolder.config import AccountSettings, Settings
-from watchfolder.errors import AuthError, MediaError, StoreError, TikTokError
+from watchfolder.config.settings import AccountSettings, Settings
+from watchfolder.core import machine, text
+from watchfolder.core.errors import AuthError, MediaError, StoreError, TikTokError
+from watchfolder.core.model import Action, Item, Kind, Mode, State
+from watchfolder.daemon import finish
+from watchfolder.daemon.outcomes import Outcomes
+from watchfolder.daemon.pacing import Pacer, Parked, Stopped
+from watchfolder.daemon.publisher import Publisher
 from watchfolder.intake import entries
 from watchfolder.intake.intake import resolve_post_settings
-from watchfolder.model import Action, Item, Kind, Mode, State
-from watchfolder.outcomes import Outcomes
-from watchfolder.pacing import Pacer, Parked, Stopped
-from watchfolder.publish import Publisher
-from watchfolder.store import Store
+from watchfolder.store.store import Store
 from watchfolder.tiktok import codes
 
 HASH_BLOCK = 1024 * 1024
@@ -58,7 +59,7 @@ class Pipeline(Outcomes):
     def run(self, item_id: int) -> Item:
         """Work on the item until it is finished, parked (waiting) or the daemon stops; return it."""
         item = self.store.get(item_id)
-        log = self.log.bind(account=item.account, item=entries.display_name(item.name), item_id=item.id)
+        log = self.log.bind(account=item.account, item=text.display_name(item.name), item_id=item.id)
         account = self.settings.account(item.account)
         try:
             if item.state in (State.QUEUED, State.WAITING) and item.folder == "inbox" and item.publish_id is None:
@@ -144,7 +145,7 @@ class Pipeline(Outcomes):
         except MediaError as exc:
             return self._fail(item, exc.code, exc.message, log)
         settings_name = post.source_file if entry.kind != "photo_set" else None
-        from watchfolder import postsettings
+        from watchfolder.config import post as postsettings
 
         # Settings are read again here, so an edit made while the item waited (publish_at too) counts.
         item = self.store.update(item.id, now=self.clock(), settings_name=settings_name,
@@ -168,7 +169,7 @@ class Pipeline(Outcomes):
         crash (or a disk error) cut short, including a link made whose source was not yet unlinked."""
         if item.folder == "inbox":
             return self._to_processing(item, log)
-        from watchfolder import outbox
+        from watchfolder.daemon import outbox
 
         inbox, processing = self.folder(item, "inbox"), self.folder(item, "processing")
         for name in filter(None, (item.name, item.settings_name)):
@@ -286,7 +287,7 @@ class Pipeline(Outcomes):
         """
         item = self.store.update(item.id, now=self.clock(), folder="processing")
         inbox, processing = self.folder(item, "inbox"), self.folder(item, "processing")
-        from watchfolder import outbox
+        from watchfolder.daemon import outbox
 
         if os.path.lexists(inbox / item.name):
             try:

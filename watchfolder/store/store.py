@@ -15,8 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from watchfolder.errors import StoreError
-from watchfolder.model import ITEM_FIELDS, Item, State
+from watchfolder.core.errors import StoreError
+from watchfolder.core.model import ITEM_FIELDS, Item, State
 
 DB_NAME = "watchfolder.sqlite3"
 

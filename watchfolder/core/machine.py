@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from watchfolder.model import Action, State
+from watchfolder.core.model import Action, State
 
 DAY = 86400.0
 WINDOW = 60.0

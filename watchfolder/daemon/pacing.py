@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 
-from watchfolder import machine
-from watchfolder.store import Store
+from watchfolder.core import machine
+from watchfolder.store.store import Store
 
 SHORT_WAIT = 5.0   # waits up to this long are slept through; longer ones park the item
 

@@ -25,11 +25,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCol
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from watchfolder import __version__, logs
-from watchfolder.config import Settings
-from watchfolder.errors import AuthError, WatchfolderError
-from watchfolder.model import State
-from watchfolder.store import Store
-from watchfolder.tokens import TokenStore
+from watchfolder.config.settings import Settings
+from watchfolder.core.errors import AuthError, WatchfolderError
+from watchfolder.core.model import State
+from watchfolder.store.store import Store
+from watchfolder.tiktok.tokens import TokenStore
 
 LOOP_STALE_SECONDS = 30.0    # a main loop silent this long is hung (a pass normally takes well under a second)
 STORE_PROBE_SECONDS = 5.0    # how often the main loop proves the store still takes a write

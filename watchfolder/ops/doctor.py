@@ -25,17 +25,18 @@ from urllib.parse import urlsplit
 
 import requests
 
-from watchfolder import fsinfo, statelock
-from watchfolder.commands import status as status_command
-from watchfolder.config import AccountSettings, Settings
-from watchfolder.errors import AuthError, TikTokError, WatchfolderError
+from watchfolder import fsinfo
+from watchfolder.config.settings import AccountSettings, Settings
+from watchfolder.core.errors import AuthError, TikTokError, WatchfolderError
+from watchfolder.core.model import SCOPE_FOR_MODE, Mode
 from watchfolder.intake import intake
-from watchfolder.mediahost import MediaHost
-from watchfolder.model import SCOPE_FOR_MODE, Mode
-from watchfolder.store import DB_NAME, Store
+from watchfolder.mediahost.host import MediaHost
+from watchfolder.ops import report
+from watchfolder.store import statelock
+from watchfolder.store.store import DB_NAME, Store
 from watchfolder.tiktok.client import TikTokClient
 from watchfolder.tiktok.oauth import API_BASE_URL, OAuthClient
-from watchfolder.tokens import Tokens, TokenStore
+from watchfolder.tiktok.tokens import Tokens, TokenStore
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 DOCUMENTED_LIMITS = {"init_per_minute": 6, "status_per_minute": 30, "creator_info_per_minute": 20}
@@ -198,7 +199,7 @@ def _database(settings: Settings, now: float) -> Check:
     if verdict != "ok":
         return Check("database", FAIL, f"the state database is damaged ({verdict}): stop the daemon and restore "
                      f"{settings.state_dir / DB_NAME} from a backup")
-    running = live is not None and now - live[1] < status_command.HEARTBEAT_STALE
+    running = live is not None and now - live[1] < report.HEARTBEAT_STALE
     daemon = f"a daemon is running (pid {live[0].get('pid')})" if running and live else "no daemon is running"
     return Check("database", OK, f"the state database is sound; {daemon}")
 

@@ -7,7 +7,6 @@ completes the job without losing or duplicating anything.
 
 from __future__ import annotations
 
-import datetime
 import errno
 import json
 import os
@@ -15,23 +14,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from watchfolder import outbox
-from watchfolder.intake.entries import display_name
-from watchfolder.model import Item, State
-from watchfolder.store import Store
+from watchfolder.core.model import Item, State
+from watchfolder.core.text import display_name, iso
+from watchfolder.daemon import outbox
+from watchfolder.store.store import Store
 
 SCHEMA = 1
 # ENOENT and ESTALE: the share holding the account's folders is away (unmounted, NFS handle gone).
 DISK_ERRORS = (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EPERM, errno.EDQUOT, errno.EIO, errno.ENOENT,
                errno.ESTALE)
-
-
-def iso(epoch: float | None) -> str | None:
-    """Epoch seconds → ``2026-11-26T10:00:00Z`` (UTC); None stays None."""
-    if epoch is None:
-        return None
-    moment = datetime.datetime.fromtimestamp(epoch, datetime.UTC)
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def sidecar(item: Item, history: list[dict[str, Any]], now: float) -> dict[str, Any]:

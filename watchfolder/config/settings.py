@@ -16,11 +16,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from watchfolder import configvalues as cv
-from watchfolder import postsettings
-from watchfolder.configvalues import Converter, parse_duration, parse_listen
-from watchfolder.errors import ConfigError, UsageError
-from watchfolder.model import Mode, VideoSource
+from watchfolder.config import post as postsettings
+from watchfolder.config import values as cv
+from watchfolder.config.values import Converter, parse_duration, parse_listen
+from watchfolder.core.errors import ConfigError, UsageError
+from watchfolder.core.model import Mode, VideoSource
 
 __all__ = ["ConfigError", "Settings", "load", "parse_duration", "parse_listen"]
 
