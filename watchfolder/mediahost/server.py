@@ -1,0 +1,193 @@
+"""The built-in server TikTok pulls staged files from: GET and HEAD of staged names, single byte ranges.
+
+It sits behind the user's HTTPS proxy or tunnel and answers at url_prefix's path + name. Never a
+listing, never a redirect, never a file that is not a regular staged file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import stat
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from watchfolder.mediahost.staging import STAGED_NAME
+
+_CONTENT_TYPES = {
+    ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp", ".png": "image/png",
+    ".mp4": "video/mp4", ".mov": "video/quicktime", ".webm": "video/webm", ".txt": "text/plain; charset=utf-8",
+}
+
+
+class FileServer:
+    """Serves the staged names of ``files_dir`` under ``url_path`` on ``address`` from a thread."""
+
+    def __init__(self, address: tuple[str, int], files_dir: Path, url_path: str) -> None:
+        """Given where to listen, the folder and the URL path prefix, prepare (nothing is bound yet)."""
+        self.address = address
+        self.files_dir = files_dir
+        self.url_path = url_path
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Bind and serve in a thread (no-op when already started); raise OSError when the address is taken."""
+        if self._server is not None:
+            return
+        host, port = self.address
+        server_class = _Server6 if ":" in host else _Server
+        self._server = server_class((host, port), _Handler, self.files_dir, self.url_path)
+        # A short poll interval makes stop() return within 50 ms.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="mediahost", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and wait for the thread; safe to call when not started."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server, self._thread = None, None
+
+    @property
+    def bound_port(self) -> int | None:
+        """The port listened on (useful when asked for port 0), else None."""
+        return self._server.server_address[1] if self._server is not None else None
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True  # a stalled download must not keep the daemon from stopping
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], files_dir: Path,
+                 url_path: str) -> None:
+        self.files_dir = files_dir
+        self.url_path = url_path
+        super().__init__(address, handler)
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
+class _Unsatisfiable(Exception):
+    pass
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """Given a Range header and a size, return (first, last) of one range, or None to send it all.
+
+    Raise _Unsatisfiable when the range starts past the end. Multiple ranges and malformed headers
+    are ignored (a full 200 is allowed by RFC 9110).
+    """
+    match = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", header)
+    if not match or not (match[1] or match[2]):
+        return None
+    if match[1]:
+        first = int(match[1])
+        last = int(match[2]) if match[2] else size - 1
+        if match[2] and last < first:
+            return None  # an invalid range-spec: ignored, not refused
+        if first >= size:
+            raise _Unsatisfiable
+        return first, min(last, size - 1)
+    suffix = int(match[2])
+    if suffix == 0 or size == 0:
+        raise _Unsatisfiable
+    return max(0, size - suffix), size - 1
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """GET and HEAD of staged names only; everything else is 404 or 405. Never a listing, never a redirect."""
+
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    timeout = 60  # seconds per socket operation, so a vanished client frees its thread
+
+    def version_string(self) -> str:
+        return "watchfolder"  # no Python version in the Server header
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Say nothing: TikTok's fetches are not worth a stderr line each."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("do_"):  # any method other than GET and HEAD
+            return self._method_not_allowed
+        raise AttributeError(name)
+
+    def _method_not_allowed(self) -> None:
+        self.close_connection = True  # a body we did not read may follow
+        self._plain(405, "method not allowed\n", {"Allow": "GET, HEAD"})
+
+    def do_GET(self) -> None:
+        self._serve(send_body=True)
+
+    def do_HEAD(self) -> None:
+        self._serve(send_body=False)
+
+    def _plain(self, code: int, text: str, headers: dict[str, str] | None = None) -> None:
+        body = text.encode()
+        self.send_response(code)
+        for key, value in {"Content-Type": "text/plain; charset=utf-8", "Content-Length": str(len(body)),
+                           **(headers or {})}.items():
+            self.send_header(key, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _staged_name(self) -> str | None:
+        # The raw request target is matched as is, never decoded: a staged name has no '%', '/' or
+        # '.', so '..', '%2e%2e', encoded slashes and absolute paths cannot match.
+        target = self.path.split("?", 1)[0].split("#", 1)[0]
+        prefix = self.server.url_path
+        if not target.startswith(prefix):
+            return None
+        name = target[len(prefix):]
+        return name if STAGED_NAME.fullmatch(name) else None
+
+    def _serve(self, *, send_body: bool) -> None:
+        name = self._staged_name()
+        try:
+            fd = os.open(self.server.files_dir / name, os.O_RDONLY | os.O_NOFOLLOW) if name else -1
+        except OSError:
+            fd = -1
+        if fd < 0:
+            self._plain(404, "not found\n")
+            return
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                self._plain(404, "not found\n")
+                return
+            size = info.st_size
+            header = self.headers.get("Range")
+            try:
+                # If-Range compares validators we never send, so a Range under it is answered in full.
+                span = _byte_range(header, size) if header and not self.headers.get("If-Range") else None
+            except _Unsatisfiable:
+                self._plain(416, "range not satisfiable\n", {"Content-Range": f"bytes */{size}"})
+                return
+            first, last = span if span is not None else (0, size - 1)
+            self.send_response(206 if span is not None else 200)
+            self.send_header("Content-Type", _CONTENT_TYPES.get(Path(name or "").suffix, "application/octet-stream"))
+            self.send_header("Content-Length", str(last - first + 1))
+            self.send_header("Accept-Ranges", "bytes")
+            self.send_header("Cache-Control", "no-store")  # a proxy has no business keeping the user's photos
+            self.send_header("X-Content-Type-Options", "nosniff")
+            if span is not None:
+                self.send_header("Content-Range", f"bytes {first}-{last}/{size}")
+            self.end_headers()
+            if send_body and last >= first:
+                try:
+                    self.connection.sendfile(f, offset=first, count=last - first + 1)
+                except OSError:  # the client went away (BrokenPipe, reset, timeout): nothing to tell anyone
+                    self.close_connection = True
