@@ -1,6 +1,6 @@
 """The command line: parse, load the config, run a command, turn errors into messages and exit codes.
 
-Exit codes: 0 success; 2 bad usage or bad config (and a state directory already in use);
+Exit codes: 0 success; 2 bad usage or bad config (and a state directory already in use or damaged);
 1 any other failure. Only this module prints errors; the rest raise.
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from watchfolder import __version__
 from watchfolder.config import settings as config
-from watchfolder.core.errors import ConfigError, StateLockedError, UsageError, WatchfolderError
+from watchfolder.core.errors import ConfigError, DamagedStateError, StateLockedError, UsageError, WatchfolderError
 
 COMMANDS = ("run", "check", "status", "retry", "auth", "emulator", "demo")
 
@@ -153,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"watchfolder: {exc}", file=sys.stderr)
         return 2
-    except (UsageError, StateLockedError) as exc:
+    except (UsageError, StateLockedError, DamagedStateError) as exc:
         print(f"watchfolder: {exc}", file=sys.stderr)
         return 2
     except WatchfolderError as exc:

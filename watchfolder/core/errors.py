@@ -43,6 +43,10 @@ class StoreError(WatchfolderError):
     """The state database refused an operation (lost compare-and-set, locked, corrupt)."""
 
 
+class DamagedStateError(StoreError):
+    """The state database failed its integrity check at start: the daemon stops (exit 2) with the fix."""
+
+
 class StateLockedError(WatchfolderError):
     """Another daemon already holds the state directory."""
 

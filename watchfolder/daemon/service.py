@@ -27,7 +27,7 @@ from watchfolder.daemon.publisher import Publisher
 from watchfolder.intake.intake import Intake
 from watchfolder.intake.watcher import Watcher, WatchEvent
 from watchfolder.mediahost.host import MediaHost
-from watchfolder.store import statelock
+from watchfolder.store import integrity, statelock
 from watchfolder.store.store import Store
 from watchfolder.tiktok.client import TikTokClient
 from watchfolder.tiktok.oauth import OAuthClient
@@ -101,7 +101,7 @@ class Daemon:
             ensure_account_folders(settings.root, account.name)
             inboxes[account.name] = settings.root / account.name / "inbox"
         self.token_store.check_permissions()
-        self.store = Store(settings.state_dir)
+        self.store = integrity.open_checked(settings.state_dir)
         oauth = OAuthClient(api_base_url=settings.tiktok.api_base_url, client_key=settings.tiktok.client_key,
                             client_secret=settings.tiktok.client_secret, timeout=settings.tiktok.timeout_seconds)
         self.tokens = TokenManager(self.token_store, oauth, margin_seconds=settings.tiktok.refresh_margin_seconds,

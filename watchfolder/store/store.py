@@ -144,10 +144,10 @@ class Store:
             raise StoreError(f"no state database at {self.path}: has `watchfolder run` ever started?")
         try:
             self.conn = connect(self.path, readonly=readonly)
-        except sqlite3.Error as exc:
+            if not readonly:
+                self.migrate()
+        except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot open the state database {self.path}: {exc}") from exc
-        if not readonly:
-            self.migrate()
 
     def close(self) -> None:
         self.conn.close()
@@ -162,7 +162,13 @@ class Store:
         try:
             yield self.conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            # SQLite may have rolled back already (disk full, I/O error): a second ROLLBACK would raise
+            # "no transaction is active" and hide the real error.
+            if self.conn.in_transaction:
+                try:
+                    self.conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the error being raised says more than this one
             raise
         self.conn.execute("COMMIT")
 
@@ -365,6 +371,15 @@ class Store:
 
     def integrity_check(self) -> str:
         return str(self.conn.execute("PRAGMA integrity_check").fetchone()[0])
+
+    def quick_check(self) -> str:
+        """Return SQLite's ``PRAGMA quick_check`` verdict: ``ok``, or what is damaged (a damaged page may
+        also raise sqlite3.DatabaseError, which is returned as text too)."""
+        try:
+            rows = self.conn.execute("PRAGMA quick_check(5)").fetchall()
+        except sqlite3.DatabaseError as exc:
+            return str(exc)
+        return "; ".join(str(row[0]) for row in rows)
 
 
 def _check_fields(fields: dict[str, Any]) -> None:
