@@ -7,14 +7,12 @@ listing, never a redirect, never a file that is not a regular staged file.
 from __future__ import annotations
 
 import os
-import re
-import socket
 import stat
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from watchfolder.httpserve import BoundedHandler, BoundedServer, Limits, Unsatisfiable, byte_range
 from watchfolder.mediahost.staging import STAGED_NAME
 
 _CONTENT_TYPES = {
@@ -26,11 +24,12 @@ _CONTENT_TYPES = {
 class FileServer:
     """Serves the staged names of ``files_dir`` under ``url_path`` on ``address`` from a thread."""
 
-    def __init__(self, address: tuple[str, int], files_dir: Path, url_path: str) -> None:
-        """Given where to listen, the folder and the URL path prefix, prepare (nothing is bound yet)."""
+    def __init__(self, address: tuple[str, int], files_dir: Path, url_path: str, limits: Limits | None = None) -> None:
+        """Given where to listen, the folder, the URL path prefix and the limits, prepare (nothing is bound yet)."""
         self.address = address
         self.files_dir = files_dir
         self.url_path = url_path
+        self.limits = limits or LIMITS
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -39,8 +38,7 @@ class FileServer:
         if self._server is not None:
             return
         host, port = self.address
-        server_class = _Server6 if ":" in host else _Server
-        self._server = server_class((host, port), _Handler, self.files_dir, self.url_path)
+        self._server = _Server((host, port), _Handler, self.files_dir, self.url_path, self.limits)
         # A short poll interval makes stop() return within 50 ms.
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="mediahost", daemon=True)
@@ -62,54 +60,22 @@ class FileServer:
         return self._server.server_address[1] if self._server is not None else None
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # a stalled download must not keep the daemon from stopping
-    allow_reuse_address = True
+# TikTok fetches a handful of files at a time; a file must be sent within the pull window's hour.
+LIMITS = Limits(workers=16, max_connections=256, header_seconds=10, request_seconds=3600, io_seconds=60)
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], files_dir: Path,
-                 url_path: str) -> None:
+
+class _Server(BoundedServer):
+    def __init__(self, address: tuple[str, int], handler: type[BoundedHandler], files_dir: Path,
+                 url_path: str, limits: Limits = LIMITS) -> None:
         self.files_dir = files_dir
         self.url_path = url_path
-        super().__init__(address, handler)
+        super().__init__(address, handler, limits)
 
 
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
-class _Unsatisfiable(Exception):
-    pass
-
-
-def _byte_range(header: str, size: int) -> tuple[int, int] | None:
-    """Given a Range header and a size, return (first, last) of one range, or None to send it all.
-
-    Raise _Unsatisfiable when the range starts past the end. Multiple ranges and malformed headers
-    are ignored (a full 200 is allowed by RFC 9110).
-    """
-    match = re.fullmatch(r"\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*", header)
-    if not match or not (match[1] or match[2]):
-        return None
-    if match[1]:
-        first = int(match[1])
-        last = int(match[2]) if match[2] else size - 1
-        if match[2] and last < first:
-            return None  # an invalid range-spec: ignored, not refused
-        if first >= size:
-            raise _Unsatisfiable
-        return first, min(last, size - 1)
-    suffix = int(match[2])
-    if suffix == 0 or size == 0:
-        raise _Unsatisfiable
-    return max(0, size - suffix), size - 1
-
-
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(BoundedHandler):
     """GET and HEAD of staged names only; everything else is 404 or 405. Never a listing, never a redirect."""
 
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    timeout = 60  # seconds per socket operation, so a vanished client frees its thread
+    server: _Server  # type: ignore[assignment]
 
     def version_string(self) -> str:
         return "watchfolder"  # no Python version in the Server header
@@ -172,8 +138,8 @@ class _Handler(BaseHTTPRequestHandler):
             header = self.headers.get("Range")
             try:
                 # If-Range compares validators we never send, so a Range under it is answered in full.
-                span = _byte_range(header, size) if header and not self.headers.get("If-Range") else None
-            except _Unsatisfiable:
+                span = byte_range(header, size) if header and not self.headers.get("If-Range") else None
+            except Unsatisfiable:
                 self._plain(416, "range not satisfiable\n", {"Content-Range": f"bytes */{size}"})
                 return
             first, last = span if span is not None else (0, size - 1)
@@ -188,6 +154,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             if send_body and last >= first:
                 try:
-                    self.connection.sendfile(f, offset=first, count=last - first + 1)
-                except OSError:  # the client went away (BrokenPipe, reset, timeout): nothing to tell anyone
+                    self.send_file_range(f, first, last - first + 1)
+                except (OSError, EOFError):  # the client went away or was too slow, or the file shrank
                     self.close_connection = True

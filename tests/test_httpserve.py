@@ -1,0 +1,265 @@
+"""The media host's built-in server under attack: slow and half-sent connections, huge headers and ranges,
+clients that never read. Each test runs the real server (``FileServer`` with its handler) on a real socket
+and checks what a client sees and that the server keeps serving."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import select
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.harness import wait_for
+from watchfolder import httpserve
+from watchfolder.mediahost.server import LIMITS, FileServer
+
+NAME = "A" * 32 + ".jpg"
+BODY = bytes(range(256)) * 40  # 10 KiB
+
+
+def start(folder: Path, **limits: float) -> Iterator[FileServer]:
+    server = FileServer(("127.0.0.1", 0), folder, "/tiktok/", dataclasses.replace(LIMITS, **limits))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    (tmp_path / NAME).write_bytes(BODY)
+    return tmp_path
+
+
+@pytest.fixture
+def server(files: Path) -> Iterator[FileServer]:
+    yield from start(files, header_seconds=1.0)
+
+
+def url(server: FileServer, name: str = NAME) -> str:
+    return f"http://127.0.0.1:{server.bound_port}/tiktok/{name}"
+
+
+def connect(server: FileServer) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", server.bound_port or 0), timeout=10)
+
+
+def read_answer(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def assert_still_serving(server: FileServer) -> None:
+    response = requests.get(url(server), timeout=5)
+    assert response.status_code == 200
+    assert response.content == BODY
+
+
+def test_300_half_sent_requests_hold_no_threads_and_a_prompt_request_is_answered(files: Path) -> None:
+    """Slow clients wait in the selector, not in threads; when connections run out the oldest waiter goes."""
+    for server in start(files, workers=4, max_connections=64, header_seconds=30):
+        assert_still_serving(server)  # the first worker exists
+        before = threading.active_count()
+        slow = []
+        try:
+            for _ in range(300):
+                sock = connect(server)
+                sock.sendall(f"GET /tiktok/{NAME} HTTP/1.1\r\nHost: x\r\n".encode())  # never finished
+                slow.append(sock)
+            time.sleep(0.5)
+            assert threading.active_count() <= before + 3  # at most the other workers, never one per client
+            for _ in range(3):
+                assert_still_serving(server)
+            assert threading.active_count() <= before + 3
+        finally:
+            for sock in slow:
+                sock.close()
+
+
+def test_a_slowloris_client_is_cut_off_at_the_header_deadline(server: FileServer) -> None:
+    """One header byte every 0.2 s: the request never completes within 1 s, so 408 and the connection closes."""
+    sock = connect(server)
+    started = time.monotonic()
+    for byte in f"GET /tiktok/{NAME} HTTP/1.1\r\nHost: x\r\nX-Slow: {'a' * 100}".encode():
+        sock.sendall(bytes([byte]))
+        if select.select([sock], [], [], 0.2)[0]:
+            break  # the server answered
+    elapsed = time.monotonic() - started
+    answer = read_answer(sock)
+    sock.close()
+    assert elapsed < 3, f"the request was still being received after {elapsed:.1f} s with a 1 s deadline"
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert_still_serving(server)
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_deadline(server: FileServer) -> None:
+    sock = connect(server)
+    sock.sendall(f"GET /tiktok/{NAME} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    started = time.monotonic()
+    answer = read_answer(sock)  # the answer, then (after 1 s idle) the close
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(BODY)
+    assert 0.5 < time.monotonic() - started < 4
+
+
+@pytest.mark.parametrize("digits", [19, 4300, 12000])
+def test_a_range_with_thousands_of_digits_is_ignored(server: FileServer, digits: int) -> None:
+    for header in (f"bytes={'9' * digits}-", f"bytes=0-{'9' * digits}", f"bytes=-{'1' * digits}"):
+        response = requests.get(url(server), headers={"Range": header}, timeout=5)
+        assert response.status_code == 200
+        assert response.content == BODY
+    assert_still_serving(server)
+
+
+@pytest.mark.parametrize("headers, code", [
+    ({"X-Big": "a" * 100_000}, 431),                       # one huge field
+    ({f"X-{i}": "a" for i in range(200)}, 431),            # too many fields
+])
+def test_oversized_headers_get_431_and_the_server_keeps_serving(server: FileServer, headers: dict[str, str],
+                                                                 code: int) -> None:
+    response = requests.get(url(server), headers=headers, timeout=5)
+    assert response.status_code == code
+    assert response.content != BODY
+    assert_still_serving(server)
+
+
+def test_a_huge_request_line_gets_414(server: FileServer) -> None:
+    response = requests.get(url(server, "x" * 50_000), timeout=5)
+    assert response.status_code == 414
+    assert_still_serving(server)
+
+
+@pytest.mark.parametrize("head, code", [
+    (b"GET /tiktok/x HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n", 400),
+    (b"GET /tiktok/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
+    (b"POST /tiktok/x HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n", 413),
+    (b"POST /tiktok/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", 411),
+    (b"GARBAGE\r\n\r\n", 400),
+    (b"GET /tiktok/x HTTP/9.9\r\n\r\n", 505),
+])
+def test_malformed_requests_get_a_clean_error(server: FileServer, head: bytes, code: int) -> None:
+    sock = connect(server)
+    sock.sendall(head)
+    answer = read_answer(sock)
+    sock.close()
+    assert answer.startswith(f"HTTP/1.1 {code} ".encode()) or answer.startswith(f"HTTP/1.0 {code} ".encode())
+    assert_still_serving(server)
+
+
+def test_pipelined_requests_on_one_connection_are_each_answered(server: FileServer) -> None:
+    sock = connect(server)
+    request = f"GET /tiktok/{NAME} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    sock.sendall(request * 2 + f"GET /tiktok/{NAME} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    answer = read_answer(sock)
+    sock.close()
+    assert answer.count(b"HTTP/1.1 200 ") == 3
+    assert answer.count(BODY) == 3
+
+
+def test_a_client_that_never_reads_is_cut_off_and_frees_its_worker(tmp_path: Path) -> None:
+    """A big file to a client that reads nothing: after io_seconds without progress the worker moves on."""
+    big = "B" * 32 + ".mp4"
+    with open(tmp_path / big, "wb") as f:
+        f.truncate(256 * 1024 * 1024)  # sparse: costs no disk
+    for server in start(tmp_path, workers=1, io_seconds=1.0, request_seconds=60):
+        stuck = socket.socket()
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stuck.connect(("127.0.0.1", server.bound_port or 0))
+        stuck.sendall(f"GET /tiktok/{big} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        started = time.monotonic()
+        (tmp_path / NAME).write_bytes(BODY)
+        wait_for(functools.partial(_answers, server), 10, what="the only worker free again")
+        assert time.monotonic() - started < 8
+        stuck.close()
+
+
+def test_the_whole_answer_has_a_deadline_even_for_a_client_that_reads_slowly(tmp_path: Path) -> None:
+    big = "C" * 32 + ".mp4"
+    with open(tmp_path / big, "wb") as f:
+        f.truncate(64 * 1024 * 1024)
+    for server in start(tmp_path, workers=1, io_seconds=5.0, request_seconds=1.5):
+        sock = connect(server)
+        sock.sendall(f"GET /tiktok/{big} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        started, received = time.monotonic(), 0
+        try:
+            while chunk := sock.recv(1024):  # a trickle: progress, but far too slow for 64 MiB
+                received += len(chunk)
+                time.sleep(0.01)
+        except OSError:
+            pass
+        sock.close()
+        assert time.monotonic() - started < 8
+        assert received < 64 * 1024 * 1024
+
+
+def _answers(server: FileServer) -> bool:
+    try:
+        return requests.get(url(server), timeout=0.5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+class _Broken(httpserve.BoundedHandler):
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        if self.path == "/bug":
+            raise RuntimeError("a bug in one handler")
+        body = b"fine\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's name
+        return None
+
+
+def test_a_handler_bug_is_a_500_for_that_request_only() -> None:
+    errors: list[BaseException] = []
+
+    class Server(httpserve.BoundedServer):
+        def handle_error(self, address: object, exc: BaseException) -> None:
+            errors.append(exc)
+
+    server = Server(("127.0.0.1", 0), _Broken)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        assert requests.get(base + "/bug", timeout=5).status_code == 500
+        assert [str(e) for e in errors] == ["a bug in one handler"]
+        assert requests.get(base + "/", timeout=5).text == "fine\n"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_when_every_connection_is_being_answered_a_new_one_gets_503(tmp_path: Path) -> None:
+    big = "D" * 32 + ".mp4"
+    with open(tmp_path / big, "wb") as f:
+        f.truncate(256 * 1024 * 1024)
+    for server in start(tmp_path, workers=2, max_connections=2, io_seconds=3.0):
+        stuck = []
+        for _ in range(2):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", server.bound_port or 0))
+            sock.sendall(f"GET /tiktok/{big} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            stuck.append(sock)
+        time.sleep(0.5)
+        late = connect(server)
+        assert read_answer(late).startswith(b"HTTP/1.1 503 ")
+        late.close()
+        for sock in stuck:
+            sock.close()
