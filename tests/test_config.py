@@ -128,14 +128,6 @@ def test_missing_file_is_a_config_error_naming_the_file(tmp_path: Path) -> None:
     assert "No such file" in caught.value.problems[0]
 
 
-def test_no_path_and_no_environment_variable_says_how_to_give_one() -> None:
-    with pytest.raises(ConfigError) as caught:
-        config.load(None, {})
-
-    assert caught.value.path == "(no config)"
-    assert caught.value.problems == ["no config file given: use -c PATH or set WATCHFOLDER_CONFIG"]
-
-
 def test_path_comes_from_watchfolder_config_when_not_given(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL)
 

@@ -25,7 +25,8 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_config(parser: argparse.ArgumentParser, *, top: bool) -> None:
     parser.add_argument("-c", "--config", metavar="PATH", default=None if top else argparse.SUPPRESS,
-                        help="the config file (default: $WATCHFOLDER_CONFIG)")
+                        help="the config file (default: $WATCHFOLDER_CONFIG, else /etc/watchfolder/config.yaml, "
+                             "else ~/.config/watchfolder/config.yaml)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,10 +83,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _split_emulator(argv: list[str]) -> tuple[list[str], list[str]] | None:
-    """``watchfolder emulator …`` passes everything after the command to the emulator's own parser."""
-    if "emulator" in argv:
-        index = argv.index("emulator")
-        return argv[:index], argv[index + 1:]
+    """``watchfolder [-c P] emulator …`` passes everything after the command to the emulator's own parser.
+
+    Only the first positional argument names the command: an account, an item or a value that happens
+    to read "emulator" (``watchfolder status emulator``, ``auth login emulator``) is not the command.
+    """
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg in ("-c", "--config"):
+            index += 2
+            continue
+        if arg.startswith("-"):  # --version, -h, -cPATH, --config=PATH: options of the top level
+            index += 1
+            continue
+        if arg == "emulator":
+            return argv[:index], argv[index + 1:]
+        return None
     return None
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from watchfolder.config import lookup
 from watchfolder.config import post as postsettings
 from watchfolder.config import values as cv
 from watchfolder.config.values import Converter, parse_duration, parse_listen
@@ -206,15 +207,14 @@ class _Walk:
 
 
 def load(path: str | os.PathLike[str] | None, env: Mapping[str, str] | None = None) -> Settings:
-    """Given a config path (None: ``env["WATCHFOLDER_CONFIG"]``) and the environment (default
-    os.environ), return validated Settings; raise ConfigError with every problem found.
+    """Given a config path (None: looked up as ``lookup.find`` says: ``$WATCHFOLDER_CONFIG``, then
+    /etc/watchfolder, then the user's config folder) and the environment (default os.environ), return
+    validated Settings; raise ConfigError with every problem found.
 
     Reads only the config file and the client secret's file; does not check folders (``check`` does).
     """
     env = os.environ if env is None else env
-    path = path if path is not None else env.get("WATCHFOLDER_CONFIG") or None
-    if path is None:
-        raise ConfigError("(no config)", ["no config file given: use -c PATH or set WATCHFOLDER_CONFIG"])
+    path = lookup.find(path, env)
     config_path = Path(os.path.normpath(Path(path).expanduser().absolute()))
     raw = _read(config_path, str(path))
     walk = _Walk()
