@@ -15,7 +15,7 @@ from watchfolder import __version__
 from watchfolder.config import settings as config
 from watchfolder.core.errors import ConfigError, DamagedStateError, StateLockedError, UsageError, WatchfolderError
 
-COMMANDS = ("run", "check", "status", "retry", "auth", "emulator", "demo")
+COMMANDS = ("run", "check", "status", "retry", "auth", "config", "emulator", "demo", "completion")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,8 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(logout, top=False)
     logout.add_argument("account")
 
+    conf = sub.add_parser("config", help="print the example config, or the config in force")
+    conf_sub = conf.add_subparsers(dest="config_command", metavar="ACTION", parser_class=_Parser)
+    conf_sub.add_parser("example", help="the commented example config, every option with its default")
+    shown = conf_sub.add_parser("show", help="the effective config: defaults filled in, secrets masked")
+    _add_config(shown, top=False)
+
     emulator = sub.add_parser("emulator", help="the local TikTok API emulator", add_help=False)
     emulator.add_argument("args", nargs=argparse.REMAINDER)
+
+    completion = sub.add_parser("completion", help="print a shell completion script (bash, zsh or fish)")
+    completion.add_argument("shell", choices=("bash", "zsh", "fish"))
 
     demo = sub.add_parser("demo", help="the whole flow end to end on the emulator, in a temporary folder")
     demo.add_argument("--keep", action="store_true", help="keep the temporary folder and print where it is")
@@ -130,7 +139,7 @@ def load_settings(args: argparse.Namespace) -> config.Settings:
 
 
 def dispatch(args: argparse.Namespace) -> int:
-    from watchfolder.commands import auth, check, demo, retry, run, status
+    from watchfolder.commands import auth, check, configuration, demo, retry, run, status
 
     command = args.command
     if command == "run":
@@ -145,6 +154,15 @@ def dispatch(args: argparse.Namespace) -> int:
         if args.auth_command is None:
             raise UsageError("watchfolder auth: say login, import, list or logout")
         return auth.main(load_settings(args), args)
+    if command == "config":
+        return configuration.main(args)
+    if command == "completion":
+        from watchfolder.commands import completion
+        from watchfolder.emulator import cli as emulator_cli
+
+        tree = completion.tree(build_parser(), {"emulator": emulator_cli.build_parser()})
+        print(completion.script(args.shell, tree), end="")
+        return 0
     if command == "demo":
         return demo.main(keep=args.keep)
     raise UsageError("watchfolder: say which command to run (see watchfolder --help)")

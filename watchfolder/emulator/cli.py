@@ -18,7 +18,10 @@ DEFAULT_LISTEN = "127.0.0.1:8900"
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="watchfolder emulator",
-        description="Serve a strict local TikTok Content Posting API (see docs/emulator.md).")
+        description="Serve a strict local TikTok Content Posting API and Login Kit for tests and demos: "
+                    "TikTok's rate limits, caps and checks, with faults and the clock driven through the "
+                    "loopback control endpoint /_emulator/ (GET health, records, clock; POST clock/advance, "
+                    "faults). Point watchfolder at it with tiktok.api_base_url and the printed client key.")
     parser.add_argument("--listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
                         help=f"address to serve on; port 0 picks a free one (default {DEFAULT_LISTEN})")
     parser.add_argument("--config", metavar="FILE", help="YAML file of emulator settings")
