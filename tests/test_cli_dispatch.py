@@ -22,7 +22,7 @@ def readme_command_lines() -> list[str]:
         if line.strip().startswith("```"):
             in_block = not in_block
             continue
-        spans = [line] if in_block else re.findall(r"`([^`]+)`", line)
+        spans = [line] if in_block else re.findall(r"`([^`]+)`", line.replace("\\|", "¦"))
         for span in spans:
             for match in re.finditer(r"(?:^|[\s/])watchfolder((?: [^|#`\n]*)?)", span.split(" #")[0]):
                 words = match[1].split()
@@ -33,7 +33,8 @@ def readme_command_lines() -> list[str]:
 
 def as_argv(line: str) -> list[str]:
     """A documented line as a user would type it: optional parts given, placeholders filled in."""
-    text = line.replace("[", "").replace("]", "").replace("…", "x.yaml").replace("...", "")
+    text = line.split(" > ")[0].replace("[", "").replace("]", "").replace("…", "x.yaml").replace("...", "")
+    text = re.sub(r"(\w+)(?:¦\w+)+", r"\1", text)  # "bash\|zsh\|fish" in a table: the first choice
     return ["3600" if word == "S" else word for word in shlex.split(text)[1:]]  # S: seconds
 
 
