@@ -62,7 +62,8 @@ def do_list(settings: Settings, as_json: bool, now: float) -> int:
             print(f"{row['account']}: not signed in (watchfolder auth login {row['account']})")
             continue
         refresh = "" if row["refresh_valid"] else " — EXPIRED: sign in again"
-        print(f"{row['account']}: open_id {row['open_id'] or '-'}; scopes {','.join(row['scopes']) or '-'}; "
+        scopes = ",".join(row["scopes"]) or "unknown (verified at the first upload)"
+        print(f"{row['account']}: open_id {row['open_id'] or '-'}; scopes {scopes}; "
               f"access until {row['access_expires_at']}; refresh until {row['refresh_expires_at']}{refresh}")
     return 0
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from watchfolder.config import post as postsettings
 from watchfolder.config.settings import AccountSettings, Settings
-from watchfolder.core.errors import AuthError, MediaError, TikTokError
-from watchfolder.core.model import Action, Item, Kind, Mode, VideoSource
+from watchfolder.core.errors import AuthError, MediaError, TikTokError, WatchfolderError
+from watchfolder.core.model import SCOPE_FOR_MODE, Action, Item, Kind, Mode, VideoSource
 from watchfolder.daemon.pacing import Pacer
 from watchfolder.intake import entries
 from watchfolder.media import convert
@@ -60,6 +60,13 @@ class Publisher:
     def refresh(self, account: str, log: Any) -> None:
         log.info("token_refresh_after_rejection")
         self.tokens.refresh(account, rejected_token=self._last_token.get(account))
+
+    def _record_scope(self, account: str, mode: Mode) -> None:
+        """An accepted init proves the mode's posting scope: record it where the scopes were unknown."""
+        try:
+            self.tokens.record_proven_scope(account, SCOPE_FOR_MODE[mode])
+        except (WatchfolderError, OSError):
+            pass  # only bookkeeping for `check`; the upload goes on
 
     def tokens_stamp(self, account: str) -> float | None:
         tokens = self.token_store.load(account)
@@ -119,6 +126,7 @@ class Publisher:
                                                    plan=plan)
         else:
             result = self.client.init_inbox_video(token, plan=plan)
+        self._record_scope(item.account, mode)
         return {"publish_id": result.publish_id, "upload_url": result.upload_url, "uploaded_bytes": 0,
                 "upload_expires_at": now + UPLOAD_URL_LIFETIME - UPLOAD_URL_MARGIN,
                 "chunk_size": plan.chunk_size, "chunk_count": plan.count}
@@ -151,6 +159,7 @@ class Publisher:
         except BaseException:
             self._host().release([s.name for s in staged])
             raise
+        self._record_scope(item.account, mode)
         return {"publish_id": result.publish_id, "upload_url": None, "staged": [s.name for s in staged]}
 
     def _host(self) -> MediaHost:

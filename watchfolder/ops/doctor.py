@@ -256,11 +256,15 @@ def _account(settings: Settings, account: AccountSettings, now: float, offline: 
     else:
         yield Check(f"tokens:{name}", OK, f"signed in until {until}; the access token is renewed automatically")
     needed = SCOPE_FOR_MODE[account.mode]
-    if needed not in tokens.scopes:
+    if not tokens.scopes:  # imported without --scope: not none, just not known yet
+        yield Check(f"scopes:{name}", OK, f"unknown — verified at the first upload (mode {account.mode} needs "
+                    f"{needed}; tokens imported without --scope)")
+    elif needed not in tokens.scopes:
         yield Check(f"scopes:{name}", FAIL, f"mode {account.mode} needs the scope {needed}, but the sign-in granted "
                     f"{', '.join(tokens.scopes) or 'none'}: run {login} and allow posting")
         return
-    yield Check(f"scopes:{name}", OK, f"{needed} granted, as mode {account.mode} needs")
+    else:
+        yield Check(f"scopes:{name}", OK, f"{needed} granted, as mode {account.mode} needs")
     if not offline:
         yield _ask_tiktok(settings, account, tokens, now, timeout)
 
@@ -274,7 +278,8 @@ def _ask_tiktok(settings: Settings, account: AccountSettings, tokens: Tokens, no
     drafts = ("drafts only: each video lands in the creator's TikTok inbox, where they pick the caption, sound and "
               "privacy and post it (at most 5 drafts may wait in 24 hours)")
     try:
-        if "video.publish" not in tokens.scopes:
+        # Unknown scopes (an import without --scope): ask what the account's mode relies on.
+        if "video.publish" not in tokens.scopes and (tokens.scopes or account.mode is Mode.INBOX):
             oauth = OAuthClient(api_base_url=settings.tiktok.api_base_url, client_key=settings.tiktok.client_key,
                                 client_secret=None, timeout=timeout)
             who = oauth.user_info(tokens.access_token).get("display_name") or account.name

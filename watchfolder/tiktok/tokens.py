@@ -263,6 +263,17 @@ class TokenManager:
                              expires_at=_utc(tokens.refresh_expires_at))
         return messages
 
+    def record_proven_scope(self, account: str, scope: str) -> bool:
+        """TikTok accepted a call that needs ``scope``: if the account's scopes are unknown (tokens imported
+        without ``--scope``), record it; return True when something was written. Known scopes stay as they are."""
+        with self._lock(account):
+            tokens = self._current_locked(account)
+            if tokens.scopes:
+                return False
+            self._commit(dataclasses.replace(tokens, scopes=(scope,)))
+        self.log.info("scopes_recorded", account=account, scopes=scope)
+        return True
+
     # -- inside the per-account lock -------------------------------------------------------
 
     def _lock(self, account: str) -> threading.Lock:
