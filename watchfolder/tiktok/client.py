@@ -20,7 +20,7 @@ import structlog
 
 from watchfolder import __version__
 from watchfolder.core.errors import TikTokError
-from watchfolder.tiktok import codes
+from watchfolder.tiktok import codes, transport
 from watchfolder.tiktok.chunks import ChunkPlan
 
 log = structlog.get_logger(__name__)
@@ -81,7 +81,7 @@ class TikTokClient:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._host = urlsplit(self.base_url).netloc
-        self._session = requests.Session()
+        self._session = transport.session()
         self._session.headers["User-Agent"] = user_agent
 
     def creator_info(self, token: str) -> CreatorInfo:

@@ -20,7 +20,7 @@ import requests
 
 from watchfolder.core.errors import AuthError, TikTokError
 from watchfolder.core.model import SCOPE_FOR_MODE, Mode
-from watchfolder.tiktok import codes
+from watchfolder.tiktok import codes, transport
 
 AUTHORIZE_URL = "https://www.tiktok.com/v2/auth/authorize/"
 API_BASE_URL = "https://open.tiktokapis.com"
@@ -104,7 +104,7 @@ class OAuthClient:
             real = self.api_base_url == API_BASE_URL
             authorize_url = AUTHORIZE_URL if real else self.api_base_url + "/v2/auth/authorize/"
         self._authorize_endpoint = authorize_url
-        self._session = requests.Session()
+        self._session = transport.session()
         self._session.headers["User-Agent"] = "watchfolder"
 
     def __repr__(self) -> str:

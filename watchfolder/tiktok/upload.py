@@ -4,6 +4,7 @@ Built on ``http.client`` rather than requests so the body can go from disk to so
 passing through Python: over plain HTTP with ``socket.sendfile`` (zero-copy), over HTTPS in 1 MiB
 blocks read into one reused buffer. A chunk (up to 128 MB) is never held in memory. One
 persistent connection is kept per host, because every chunk of an upload goes to the same place.
+The proxy and CA settings are the ones requests applies to the JSON calls (``transport``).
 
 The upload_url is used verbatim, query string included. Its ``upload_token`` is a credential,
 so messages name only the host, never the URL.
@@ -19,13 +20,14 @@ import re
 import select
 import socket
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from watchfolder import __version__
 from watchfolder.core.errors import MediaError, TikTokError
-from watchfolder.tiktok import codes
+from watchfolder.tiktok import codes, transport
 
 BLOCK = 1024 * 1024
 
@@ -59,10 +61,13 @@ class RangeMismatchError(TikTokError):
 class ChunkUploader:
     """Sends chunks over one persistent connection per (scheme, host). Not thread-safe: one per worker."""
 
-    def __init__(self, *, timeout: float = 60.0, ssl_context: ssl.SSLContext | None = None) -> None:
-        """``timeout`` bounds each socket operation; ``ssl_context`` replaces the system's default
-        trust (for a TLS-terminating proxy with its own CA, or a test server)."""
+    def __init__(self, *, timeout: float = 60.0, ssl_context: ssl.SSLContext | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
+        """``timeout`` bounds each socket operation; ``ssl_context`` replaces the trust the environment
+        gives (``transport.ssl_context``: REQUESTS_CA_BUNDLE, SSL_CERT_FILE, else the system's roots);
+        ``env`` (default os.environ) names the proxy (HTTPS_PROXY, NO_PROXY, …) as for requests."""
         self.timeout = timeout
+        self._env = os.environ if env is None else env
         self._ssl_context = ssl_context
         self._connections: dict[tuple[str, str], http.client.HTTPConnection] = {}
 
@@ -124,10 +129,20 @@ class ChunkUploader:
         if connection is not None:
             self._drop(key)
         scheme, netloc = key
+        try:
+            proxy = transport.proxy_for(f"{scheme}://{netloc}/", self._env)
+        except ValueError as exc:
+            raise OSError(f"the proxy setting cannot be used: {exc}") from None
+        # Through a proxy: a CONNECT tunnel to the upload host (TLS end to end; sendfile on plain HTTP).
+        address = (proxy.host, proxy.port) if proxy else (netloc, None)
         if scheme == "https":
-            connection = http.client.HTTPSConnection(netloc, timeout=self.timeout, context=self._ssl_context)
+            if self._ssl_context is None:
+                self._ssl_context = transport.ssl_context(self._env)
+            connection = http.client.HTTPSConnection(*address, timeout=self.timeout, context=self._ssl_context)
         else:
-            connection = http.client.HTTPConnection(netloc, timeout=self.timeout)
+            connection = http.client.HTTPConnection(*address, timeout=self.timeout)
+        if proxy is not None:
+            connection.set_tunnel(netloc, headers=proxy.headers())
         connection.connect()
         if connection.sock is not None:
             # The last segment of a chunk must not sit waiting for the previous one's ACK.
@@ -199,6 +214,9 @@ def _network_error(host: str, exc: Exception) -> TikTokError:
     """The connection failed: name the host and the kind of failure, never the URL (it holds a token)."""
     policy = codes.for_error("network_error", None)
     kind = "timed out" if isinstance(exc, TimeoutError) else type(exc).__name__
+    text = str(exc)
+    if text.startswith(("Tunnel connection failed", "the proxy setting")):  # the proxy's answer: no URL in it
+        kind = f"through the proxy: {text}"
     return TikTokError("network_error", f"upload to {host}: {kind}", action=policy.action,
                        advice=policy.advice)
 
