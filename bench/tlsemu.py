@@ -41,7 +41,8 @@ def serve_tls(emulator: Emulator, cert: Path, key: Path) -> str:
     plain_url = emulator.start("127.0.0.1", 0)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
-    server = emulator._server  # noqa: SLF001 - the benchmark's one reach inside: the listening socket
+    server = emulator.server
+    assert server is not None  # started just above
     # The wrapped socket keeps the same file descriptor, so the serving thread's selector still
     # watches the right one; each accepted connection does its handshake when accepted.
     server.socket = context.wrap_socket(server.socket, server_side=True)

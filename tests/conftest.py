@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from tests.emulator_fixture import running_emulator
 from tests.harness import Rig
 from watchfolder import logs
 from watchfolder.emulator.clock import OffsetClock
-from watchfolder.emulator.testing import running_emulator
 
 
 @pytest.fixture(autouse=True)

@@ -19,10 +19,10 @@ from typing import Any
 
 import pytest
 
+from tests.emulator_fixture import running_emulator
 from tests.harness import Rig
 from watchfolder.commands import check
 from watchfolder.emulator.clock import OffsetClock
-from watchfolder.emulator.testing import running_emulator
 from watchfolder.fsinfo import Mount
 from watchfolder.media import samples
 from watchfolder.ops import doctor

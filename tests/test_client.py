@@ -27,11 +27,11 @@ from typing import Any
 import pytest
 import structlog
 
+from tests.emulator_fixture import running_emulator
 from watchfolder.core.errors import MediaError, TikTokError
 from watchfolder.core.model import Action
 from watchfolder.emulator.core import Emulator
 from watchfolder.emulator.envelope import CODES_OF_ENDPOINT, status_for
-from watchfolder.emulator.testing import running_emulator
 from watchfolder.tiktok import chunks, client, codes, upload
 
 TOKEN = "act.secret-access-token-for-tests"

@@ -31,9 +31,9 @@ from typing import Any
 
 import pytest
 
+from tests.emulator_fixture import running_emulator
 from tests.harness import Rig
 from watchfolder.emulator.clock import OffsetClock
-from watchfolder.emulator.testing import running_emulator
 from watchfolder.media import samples
 
 WATCHFOLDER = Path(sys.executable).with_name("watchfolder")

@@ -150,3 +150,12 @@ def test_no_import_cycle_between_packages() -> None:
         graph.setdefault(unit, set()).update(unit_of(t) for t in imports_of(name, path) if unit_of(t) != unit
                                              and unit_of(t) != "__init__")
     assert _cycles(graph) == []
+
+
+def test_no_import_cycle_inside_the_emulator() -> None:
+    """Module level: the handlers, the server and the state are written against the state object only, so
+    ``core`` → ``server`` → ``api_*`` → ``state`` runs one way. The package ``__init__`` only re-exports."""
+    emulator = {name: path for name, path in modules().items()
+                if name.startswith("watchfolder.emulator") and name != "watchfolder.emulator"}
+    graph = {name: {t for t in imports_of(name, path) if t in emulator} for name, path in emulator.items()}
+    assert _cycles(graph) == []

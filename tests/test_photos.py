@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from tests.emulator_fixture import running_emulator
 from tests.harness import Rig, wait_for
 from watchfolder.emulator.clock import OffsetClock
-from watchfolder.emulator.testing import running_emulator
 from watchfolder.media import convert, samples
 
 INIT_ENDPOINTS = {"inbox_init", "video_init", "content_init"}

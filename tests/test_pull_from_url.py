@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from tests.emulator_fixture import running_emulator
 from tests.harness import Rig, wait_for
 from tests.test_photos import free_port, hosted_rig, inits, sha256, staged_files
 from watchfolder.emulator.clock import OffsetClock
-from watchfolder.emulator.testing import running_emulator
 from watchfolder.media import samples
 
 PULL_INBOX = {"alice": {"mode": "inbox", "video_source": "pull_from_url"}}

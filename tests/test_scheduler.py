@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.emulator_fixture import running_emulator
 from tests.harness import Rig, wait_for
 from watchfolder.commands import retry, status
 from watchfolder.emulator.clock import OffsetClock
-from watchfolder.emulator.testing import running_emulator
 from watchfolder.media import samples
 from watchfolder.ops import report
 

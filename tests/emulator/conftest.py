@@ -9,8 +9,8 @@ from contextlib import ExitStack
 import pytest
 from emulator_support import Api
 
+from tests.emulator_fixture import MediaServer, running_emulator
 from watchfolder.emulator import Emulator, User
-from watchfolder.emulator.testing import MediaServer, running_emulator
 
 
 @pytest.fixture

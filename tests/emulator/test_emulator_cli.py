@@ -16,8 +16,8 @@ import pytest
 import requests
 from emulator_support import PATHS
 
+from tests.emulator_fixture import fake_video
 from watchfolder.emulator.cli import main
-from watchfolder.emulator.testing import fake_video
 
 
 def spawn(*args: str) -> subprocess.Popen[str]:

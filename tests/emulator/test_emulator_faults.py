@@ -10,8 +10,8 @@ import pytest
 import requests
 from emulator_support import PATHS, Api, error_of, put_chunks
 
+from tests.emulator_fixture import fake_video
 from watchfolder.emulator import Emulator, User
-from watchfolder.emulator.testing import fake_video
 
 
 def control(emu: Emulator, method: str, action: str, body: dict[str, Any] | None = None) -> requests.Response:

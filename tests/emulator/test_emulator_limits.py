@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 from emulator_support import Api, error_of, put_chunks
 
+from tests.emulator_fixture import fake_video
 from watchfolder.emulator import Emulator, User
-from watchfolder.emulator.testing import fake_video
 
 DAY = 86400
 MONTH = 30 * DAY  # tokens that outlive the day these tests jump over

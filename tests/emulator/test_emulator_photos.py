@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from emulator_support import Api, error_of
 
+from tests.emulator_fixture import MediaServer, fake_image
 from watchfolder.emulator import Emulator
-from watchfolder.emulator.testing import MediaServer, fake_image
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 from emulator_support import Api, error_of, put_chunks
 
+from tests.emulator_fixture import MediaServer, fake_video
 from watchfolder.emulator import Emulator
-from watchfolder.emulator.testing import MediaServer, fake_video
 
 
 def upload_inbox(api: Api, data: bytes) -> str:

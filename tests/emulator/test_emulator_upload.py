@@ -10,8 +10,8 @@ import pytest
 import requests
 from emulator_support import Api, put_chunks
 
+from tests.emulator_fixture import fake_video
 from watchfolder.emulator import Emulator
-from watchfolder.emulator.testing import fake_video
 
 MIB = 1024 * 1024
 

@@ -10,8 +10,8 @@ import pytest
 import requests
 from emulator_support import Api, error_of
 
+from tests.emulator_fixture import MediaServer, fake_video
 from watchfolder.emulator import Emulator, User
-from watchfolder.emulator.testing import MediaServer, fake_video
 
 MIB = 1024 * 1024
 

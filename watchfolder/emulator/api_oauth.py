@@ -7,7 +7,6 @@ OAuth errors use TikTok's flat shape and, like the real service, HTTP 200 (``oau
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from watchfolder.emulator import validate
@@ -16,9 +15,7 @@ from watchfolder.emulator.api_publish import authorize as authorize_token
 from watchfolder.emulator.envelope import ApiError, Response, envelope, json_response, oauth_error
 from watchfolder.emulator.records import RefreshRecord
 from watchfolder.emulator.request import Request
-
-if TYPE_CHECKING:
-    from watchfolder.emulator.core import Emulator
+from watchfolder.emulator.state import EmulatorState
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1")
 BASIC_FIELDS = frozenset({"open_id", "union_id", "avatar_url", "avatar_url_100", "avatar_large_url",
@@ -27,7 +24,7 @@ PROFILE_FIELDS = frozenset({"bio_description", "profile_deep_link", "is_verified
 STATS_FIELDS = frozenset({"follower_count", "following_count", "likes_count", "video_count"})
 
 
-def authorize(emu: Emulator, req: Request) -> Response:
+def authorize(emu: EmulatorState, req: Request) -> Response:
     """``GET /v2/auth/authorize/``: approve at once and redirect to ``redirect_uri`` with code and state.
 
     An unknown client_key or a redirect_uri that breaks the rules gets an error page (no redirect, as
@@ -66,7 +63,7 @@ def authorize(emu: Emulator, req: Request) -> Response:
     return answer
 
 
-def token(emu: Emulator, req: Request) -> Response:
+def token(emu: EmulatorState, req: Request) -> Response:
     """``POST /v2/oauth/token/`` (form-encoded): grant_type authorization_code (PKCE with TikTok's hex
     SHA-256 challenge) or refresh_token (rotating the refresh token when configured)."""
     config = emu.config
@@ -83,7 +80,7 @@ def token(emu: Emulator, req: Request) -> Response:
     return fail(emu, req, "unsupported_grant_type", "grant_type must be authorization_code or refresh_token.")
 
 
-def exchange_code(emu: Emulator, req: Request, form: dict[str, str]) -> Response:
+def exchange_code(emu: EmulatorState, req: Request, form: dict[str, str]) -> Response:
     with emu.lock:
         now = emu.clock.now()
         entry = emu.accounts.codes.get(form.get("code", ""))
@@ -100,7 +97,7 @@ def exchange_code(emu: Emulator, req: Request, form: dict[str, str]) -> Response
                             refresh_token.expires_at - now)
 
 
-def refresh(emu: Emulator, req: Request, form: dict[str, str]) -> Response:
+def refresh(emu: EmulatorState, req: Request, form: dict[str, str]) -> Response:
     config = emu.config
     sent = form.get("refresh_token", "")
     with emu.lock:
@@ -131,7 +128,7 @@ def refresh(emu: Emulator, req: Request, form: dict[str, str]) -> Response:
         return token_answer(req, user, access.token, new.token, old.scopes, new.expires_at - now)
 
 
-def revoke(emu: Emulator, req: Request) -> Response:
+def revoke(emu: EmulatorState, req: Request) -> Response:
     """``POST /v2/oauth/revoke/`` (form-encoded ``token``): end the grant; every token of that user stops
     working. Success is an empty body."""
     config = emu.config
@@ -150,7 +147,7 @@ def revoke(emu: Emulator, req: Request) -> Response:
     return Response(200, b"", [("X-Tt-Logid", req.log_id)], open_id=access.open_id)
 
 
-def user_info(emu: Emulator, req: Request) -> Response:
+def user_info(emu: EmulatorState, req: Request) -> Response:
     """``GET /v2/user/info/?fields=…``: the requested fields of the token's user (the list is mandatory)."""
     access = authorize_token(emu, req, "user_info", ("user.info.basic",))
     fields = [f for f in (req.param("fields") or "").split(",") if f]
@@ -181,7 +178,7 @@ def user_fields(user: User) -> dict[str, object]:
     }
 
 
-def signing_in(emu: Emulator, name: str | None, scopes: list[str]) -> User:
+def signing_in(emu: EmulatorState, name: str | None, scopes: list[str]) -> User:
     """Return the user the authorize page approves for; the caller holds the lock."""
     users = emu.accounts.users
     wanted = name or emu.authorize_user
@@ -248,7 +245,7 @@ def form_fields(req: Request) -> dict[str, str] | None:
     return {key: values[0] for key, values in parsed.items()}
 
 
-def fail(emu: Emulator, req: Request, error: str, description: str, open_id: str | None = None) -> Response:
+def fail(emu: EmulatorState, req: Request, error: str, description: str, open_id: str | None = None) -> Response:
     answer = oauth_error(error, description, req.log_id, emu.config.oauth_error_http_status)
     answer.open_id = open_id
     return answer

@@ -1,28 +1,26 @@
 """The Content Posting API endpoints under ``/v2/post/publish/`` (reference §1.1–§1.6, §5).
 
-Each handler takes the emulator and a Request and returns a Response, or raises ApiError, which the
+Each handler takes the emulator's state and a Request and returns a Response, or raises ApiError, which the
 server turns into the envelope with the status documented for that code.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from watchfolder.emulator import validate
+from watchfolder.emulator import pull, validate
 from watchfolder.emulator.accounts import AccessToken, User
 from watchfolder.emulator.envelope import ApiError, Response, envelope, error_envelope
 from watchfolder.emulator.publishes import FAILED, PUBLISH_COMPLETE, Publish, status_at, status_data
 from watchfolder.emulator.request import Request
-
-if TYPE_CHECKING:
-    from watchfolder.emulator.core import Emulator
+from watchfolder.emulator.state import EmulatorState
 
 DAY = 86400.0
 UPLOAD_SCOPE = "video.upload"
 PUBLISH_SCOPE = "video.publish"
 
 
-def authorize(emu: Emulator, req: Request, endpoint: str, scopes: tuple[str, ...] | None) -> AccessToken:
+def authorize(emu: EmulatorState, req: Request, endpoint: str, scopes: tuple[str, ...] | None) -> AccessToken:
     """Return the request's valid access token after the per-token rate limit of ``endpoint`` counted it.
 
     Raise 401 ``access_token_invalid`` (missing, unknown, expired, revoked), 401 ``scope_not_authorized``
@@ -49,7 +47,7 @@ def require_scope(access: AccessToken, scopes: tuple[str, ...]) -> None:
                        "The user did not authorize the scope required for completing this request.")
 
 
-def creator_info(emu: Emulator, req: Request) -> Response:
+def creator_info(emu: EmulatorState, req: Request) -> Response:
     """``POST /v2/post/publish/creator_info/query/``: the creator's posting options, or a cap (HTTP 200)."""
     access = authorize(emu, req, "creator_info", (PUBLISH_SCOPE,))
     with emu.lock:
@@ -71,7 +69,7 @@ def creator_info(emu: Emulator, req: Request) -> Response:
     return envelope(data, req.log_id, open_id=user.open_id)
 
 
-def video_init(emu: Emulator, req: Request) -> Response:
+def video_init(emu: EmulatorState, req: Request) -> Response:
     """``POST /v2/post/publish/video/init/``: start a Direct Post video."""
     config = emu.config
     access = authorize(emu, req, "video_init", (PUBLISH_SCOPE,))
@@ -85,15 +83,15 @@ def video_init(emu: Emulator, req: Request) -> Response:
     with emu.lock:
         user = emu.accounts.users[access.open_id]
         check_direct(emu, user, post_info, emu.clock.now())
-    publish = emu.new_publish(
-        open_id=user.open_id, kind="video", mode="direct", source=source.source, post_info=post_info,
+    publish = new_publish(
+        emu, open_id=user.open_id, kind="video", mode="direct", source=source.source, post_info=post_info,
         privacy_level=post_info.get("privacy_level"), declared_size=source.video_size,
         chunk_size=source.chunk_size, total_chunk_count=source.total_chunk_count, video_url=source.video_url)
     return envelope(init_data(emu, req, publish), req.log_id, open_id=user.open_id,
                     publish_id=publish.publish_id)
 
 
-def inbox_init(emu: Emulator, req: Request) -> Response:
+def inbox_init(emu: EmulatorState, req: Request) -> Response:
     """``POST /v2/post/publish/inbox/video/init/``: upload a video as a draft to the creator's inbox.
 
     A ``post_info`` is not documented here; it is recorded and otherwise ignored (``inbox_post_info``).
@@ -109,15 +107,15 @@ def inbox_init(emu: Emulator, req: Request) -> Response:
     with emu.lock:
         user = emu.accounts.users[access.open_id]
         check_inbox(emu, user, emu.clock.now())
-    publish = emu.new_publish(
-        open_id=user.open_id, kind="video", mode="inbox", source=source.source, post_info=post_info,
+    publish = new_publish(
+        emu, open_id=user.open_id, kind="video", mode="inbox", source=source.source, post_info=post_info,
         declared_size=source.video_size, chunk_size=source.chunk_size,
         total_chunk_count=source.total_chunk_count, video_url=source.video_url)
     return envelope(init_data(emu, req, publish), req.log_id, open_id=user.open_id,
                     publish_id=publish.publish_id)
 
 
-def content_init(emu: Emulator, req: Request) -> Response:
+def content_init(emu: EmulatorState, req: Request) -> Response:
     """``POST /v2/post/publish/content/init/``: a photo post, DIRECT_POST or MEDIA_UPLOAD (inbox)."""
     config = emu.config
     access = authorize(emu, req, "content_init", None)
@@ -149,15 +147,15 @@ def content_init(emu: Emulator, req: Request) -> Response:
         else:
             check_inbox(emu, user, emu.clock.now())
     recorded = dict(post_info, is_aigc=body["is_aigc"]) if "is_aigc" in body else post_info
-    publish = emu.new_publish(
-        open_id=user.open_id, kind="photo", mode="direct" if direct else "inbox", source="PULL_FROM_URL",
+    publish = new_publish(
+        emu, open_id=user.open_id, kind="photo", mode="direct" if direct else "inbox", source="PULL_FROM_URL",
         post_info=recorded, privacy_level=post_info.get("privacy_level") if direct else None,
         photo_urls=urls, photo_cover_index=cover, photo_sha256s=[None] * len(urls))
     return envelope({"publish_id": publish.publish_id}, req.log_id, open_id=user.open_id,
                     publish_id=publish.publish_id)
 
 
-def status_fetch(emu: Emulator, req: Request) -> Response:
+def status_fetch(emu: EmulatorState, req: Request) -> Response:
     """``POST /v2/post/publish/status/fetch/``: where a publish task stands."""
     access = authorize(emu, req, "status", (UPLOAD_SCOPE, PUBLISH_SCOPE))
     with emu.lock:
@@ -166,7 +164,7 @@ def status_fetch(emu: Emulator, req: Request) -> Response:
     return envelope(data, req.log_id, open_id=access.open_id, publish_id=publish.publish_id)
 
 
-def cancel(emu: Emulator, req: Request) -> Response:
+def cancel(emu: EmulatorState, req: Request) -> Response:
     """``POST /v2/post/publish/cancel/``: stop a PULL_FROM_URL download that has not finished.
 
     Raise 400 ``publish_not_cancellable`` once the bytes are in, the task is final, or it is a
@@ -186,6 +184,15 @@ def cancel(emu: Emulator, req: Request) -> Response:
 
 # Helpers shared by the handlers above. The callers hold the emulator's lock.
 
+def new_publish(emu: EmulatorState, **fields: Any) -> Publish:
+    """Register a publish task (see ``EmulatorState.new_publish``) and start its download if it is a
+    PULL_FROM_URL task. The caller does not hold the lock."""
+    publish = emu.new_publish(**fields)
+    if publish.source == "PULL_FROM_URL":
+        pull.start(emu, publish)
+    return publish
+
+
 def check_video_post_info(post_info: dict[str, Any], config: Any) -> None:
     validate.check_types(post_info, config, strings=("title", "privacy_level"),
                          bools=("disable_duet", "disable_stitch", "disable_comment", "brand_content_toggle",
@@ -195,7 +202,7 @@ def check_video_post_info(post_info: dict[str, Any], config: Any) -> None:
     validate.check_brand(post_info, config)
 
 
-def init_data(emu: Emulator, req: Request, publish: Publish) -> dict[str, Any]:
+def init_data(emu: EmulatorState, req: Request, publish: Publish) -> dict[str, Any]:
     """Return an init's ``data``: the publish_id, and for FILE_UPLOAD the opaque upload_url."""
     data: dict[str, Any] = {"publish_id": publish.publish_id}
     if publish.source == "FILE_UPLOAD":
@@ -205,7 +212,7 @@ def init_data(emu: Emulator, req: Request, publish: Publish) -> dict[str, Any]:
     return data
 
 
-def owned_publish(emu: Emulator, req: Request, access: AccessToken) -> Publish:
+def owned_publish(emu: EmulatorState, req: Request, access: AccessToken) -> Publish:
     """Return the task named by the body's ``publish_id`` if the token's user owns it.
 
     Raise 400 ``invalid_publish_id`` or ``token_not_authorized_for_specified_publish_id``.
@@ -220,7 +227,7 @@ def owned_publish(emu: Emulator, req: Request, access: AccessToken) -> Publish:
     return publish
 
 
-def direct_refusal(emu: Emulator, user: User, now: float) -> tuple[str, str] | None:
+def direct_refusal(emu: EmulatorState, user: User, now: float) -> tuple[str, str] | None:
     """Return (code, message) if ``user`` may not Direct Post now (ban, active-user cap, daily cap)."""
     config = emu.config
     if user.banned:
@@ -238,7 +245,7 @@ def direct_refusal(emu: Emulator, user: User, now: float) -> tuple[str, str] | N
     return None
 
 
-def check_direct(emu: Emulator, user: User, post_info: dict[str, Any], now: float) -> None:
+def check_direct(emu: EmulatorState, user: User, post_info: dict[str, Any], now: float) -> None:
     """Raise the 403 a Direct Post init gets for a cap, an unaudited app, or a privacy level not offered."""
     refusal = direct_refusal(emu, user, now)
     if refusal:
@@ -256,7 +263,7 @@ def check_direct(emu: Emulator, user: User, post_info: dict[str, Any], now: floa
                        "privacy_level is missing or not one of the creator's privacy_level_options")
 
 
-def check_inbox(emu: Emulator, user: User, now: float) -> None:
+def check_inbox(emu: EmulatorState, user: User, now: float) -> None:
     """Raise the 403 an inbox (draft) init gets: a banned user, or the pending-share cap.
 
     Pending shares are the user's inbox inits of the last 24 h that did not end FAILED; with

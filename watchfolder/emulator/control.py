@@ -6,13 +6,11 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from watchfolder.emulator.accounts import User
 from watchfolder.emulator.envelope import JSON_TYPE, Response
-
-if TYPE_CHECKING:
-    from watchfolder.emulator.core import Emulator
+from watchfolder.emulator.state import EmulatorState
 
 PREFIX = "/_emulator/"
 
@@ -23,7 +21,7 @@ class ControlError(Exception):
         self.status = status
 
 
-def handle(emu: Emulator, method: str, path: str, body: bytes, client_host: str) -> Response:
+def handle(emu: EmulatorState, method: str, path: str, body: bytes, client_host: str) -> Response:
     """Given a request under ``/_emulator/``, do what it asks and return a JSON answer.
 
     Only loopback clients are served (403 otherwise); a bad argument is 400, an unknown path 404.
@@ -39,7 +37,7 @@ def handle(emu: Emulator, method: str, path: str, body: bytes, client_host: str)
         return reply(400, {"error": f"{type(error).__name__}: {error}"})
 
 
-def dispatch(emu: Emulator, method: str, action: str, args: dict[str, Any]) -> Any:
+def dispatch(emu: EmulatorState, method: str, action: str, args: dict[str, Any]) -> Any:
     """Run one control action; return what to answer with."""
     if (method, action) == ("GET", "records"):
         return emu.records.as_json()

@@ -1,49 +1,56 @@
-"""The emulator object: its state (users, tokens, publish tasks), its clock, faults and records, and the
-HTTP server it runs in a background thread."""
+"""The emulator as tests, the demo and the benchmarks use it: its state, and the HTTP server that serves it
+from a background thread."""
 
 from __future__ import annotations
 
-import os
-import secrets
 import shutil
 import tempfile
 import threading
 from collections.abc import Sequence
 from types import TracebackType
-from typing import Any
 
-from watchfolder.emulator import media, pull
-from watchfolder.emulator.accounts import Accounts, User
+from watchfolder.emulator.accounts import User
 from watchfolder.emulator.clock import Clock, OffsetClock
 from watchfolder.emulator.config import EmulatorConfig
-from watchfolder.emulator.faults import Faults
-from watchfolder.emulator.limits import RateLimiter
-from watchfolder.emulator.publishes import Publish, new_publish_id
-from watchfolder.emulator.records import Records
+from watchfolder.emulator.server import EmulatorServer, make_server
+from watchfolder.emulator.state import DEFAULT_SCOPES, EmulatorState
 
 
 class Emulator:
     """A strict local TikTok Content Posting API.
 
     Given a config (default: TikTok's documented numbers) and a clock (default: real time plus an offset
-    that ``clock.advance`` grows), ``start`` serves the API on a loopback port until ``stop``.
+    that ``clock.advance`` grows), ``start`` serves the API on a loopback port until ``stop``. ``config``,
+    ``clock``, ``faults`` and ``records`` are the state's own objects; ``state`` is everything else.
     """
 
     def __init__(self, config: EmulatorConfig | None = None, clock: Clock | None = None) -> None:
-        self.config = config or EmulatorConfig()
-        self.clock: Clock = clock or OffsetClock()
-        self.lock = threading.RLock()
-        self.accounts = Accounts(self.config)
-        self.publishes: dict[str, Publish] = {}
-        self.uploads: dict[str, Publish] = {}  # by upload_id
-        self.limiter = RateLimiter(self.config.rate_limits())
-        self.faults = Faults()
-        self.records = Records(lambda: list(self.publishes.values()), self.clock.now, self.config, self.lock)
-        self.authorize_user: str | None = None  # the user the authorize page signs in (None: the first)
-        self.base_url: str | None = None
-        self._server: Any = None
+        self.state = EmulatorState(config or EmulatorConfig(), clock or OffsetClock())
+        self.config = self.state.config
+        self.clock = self.state.clock
+        self.faults = self.state.faults
+        self.records = self.state.records
+        self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
-        self.temp_dir = ""  # received bytes live here while the server runs
+
+    @property
+    def base_url(self) -> str | None:
+        """``http://HOST:PORT`` while started, else None."""
+        return self.state.base_url
+
+    @property
+    def server(self) -> EmulatorServer | None:
+        """The running HTTP server (None unless started); the benchmarks wrap its socket in TLS."""
+        return self._server
+
+    @property
+    def authorize_user(self) -> str | None:
+        """The user the authorize page signs in when the request names none (None: the first user)."""
+        return self.state.authorize_user
+
+    @authorize_user.setter
+    def authorize_user(self, name: str | None) -> None:
+        self.state.authorize_user = name
 
     # Lifecycle.
 
@@ -52,21 +59,19 @@ class Emulator:
 
         Raise RuntimeError if already started, OSError if the address cannot be bound.
         """
-        from watchfolder.emulator import server  # the server imports the handlers, which import this module
-
         if self._server is not None:
             raise RuntimeError("the emulator is running already")
-        self._server = server.make_server(host, port, self)
-        self.temp_dir = tempfile.mkdtemp(prefix="tiktok-emulator-")
+        self._server = make_server(host, port, self.state)
+        self.state.temp_dir = tempfile.mkdtemp(prefix="tiktok-emulator-")
         bound_port = self._server.server_address[1]
         shown_host = "127.0.0.1" if host in ("", "0.0.0.0") else host  # noqa: S104 - shown, not bound
         if ":" in shown_host:
             shown_host = f"[{shown_host}]"
-        self.base_url = f"http://{shown_host}:{bound_port}"
+        self.state.base_url = base_url = f"http://{shown_host}:{bound_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
                                         name="tiktok-emulator", daemon=True)
         self._thread.start()
-        return self.base_url
+        return base_url
 
     def stop(self) -> None:
         """Stop serving, close every open connection, stop downloads and delete received bytes.
@@ -81,11 +86,9 @@ class Emulator:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
-        with self.lock:
-            for publish in self.publishes.values():
-                publish.cancel_event.set()
-        if self.temp_dir:
-            shutil.rmtree(self.temp_dir, ignore_errors=True)
+        self.state.cancel_downloads()
+        if self.state.temp_dir:
+            shutil.rmtree(self.state.temp_dir, ignore_errors=True)
 
     def __enter__(self) -> Emulator:
         if self._server is None:
@@ -96,123 +99,36 @@ class Emulator:
                  trace: TracebackType | None) -> None:
         self.stop()
 
-    # Users and tokens.
+    # The test API: users, tokens, tasks.
 
-    def add_user(self, name: str, scopes: Sequence[str] = ("user.info.basic", "video.upload", "video.publish"),
-                 private_account: bool = False, privacy_level_options: Sequence[str] | None = None,
-                 max_video_post_duration_sec: int = 600, access_ttl: int | None = None,
-                 refresh_ttl: int | None = None) -> User:
+    def add_user(self, name: str, scopes: Sequence[str] = DEFAULT_SCOPES, private_account: bool = False,
+                 privacy_level_options: Sequence[str] | None = None, max_video_post_duration_sec: int = 600,
+                 access_ttl: int | None = None, refresh_ttl: int | None = None) -> User:
         """Create a creator with a fresh token pair; return it (``.open_id``, ``.access_token``,
         ``.refresh_token`` hold the latest tokens). Raise ValueError for an unknown scope or a taken name."""
-        with self.lock:
-            return self.accounts.add_user(
-                name, scopes, self.clock.now(), private_account=private_account,
-                privacy_level_options=privacy_level_options,
-                max_video_post_duration_sec=max_video_post_duration_sec, access_ttl=access_ttl,
-                refresh_ttl=refresh_ttl)
+        return self.state.add_user(name, scopes, private_account=private_account,
+                                   privacy_level_options=privacy_level_options,
+                                   max_video_post_duration_sec=max_video_post_duration_sec,
+                                   access_ttl=access_ttl, refresh_ttl=refresh_ttl)
 
     def user(self, name_or_open_id: str) -> User:
         """Return a user by name or open_id; raise KeyError if there is none."""
-        with self.lock:
-            user = self.accounts.users.get(name_or_open_id) or self.accounts.by_name(name_or_open_id)
-        if user is None:
-            raise KeyError(name_or_open_id)
-        return user
+        return self.state.user(name_or_open_id)
 
     def expire_access_token(self, token_or_open_id: str) -> int:
         """Make an access token (or all of one open_id's) expired now; return how many. The refresh
         token still works, as after a real expiry."""
-        with self.lock:
-            return self.accounts.expire_access(token_or_open_id, self.clock.now())
+        return self.state.expire_access_token(token_or_open_id)
 
     def revoke(self, open_id: str) -> None:
         """Revoke the app's grant for ``open_id``: every token stops working, and its unfinished publish
         tasks end FAILED with ``auth_removed``. Raise KeyError for an unknown open_id."""
-        with self.lock:
-            self.user(open_id)
-            now = self.clock.now()
-            self.accounts.revoke_user(open_id)
-            for publish in self.publishes.values():
-                if publish.open_id == open_id and not publish.is_final(now, self.config):
-                    publish.fail_now("auth_removed", now)
+        self.state.revoke(open_id)
 
     def expire_upload_url(self, publish_id: str) -> None:
         """Make the task's ``upload_url`` expired now (its PUTs get 403). Raise KeyError if unknown."""
-        with self.lock:
-            publish = self.publishes[publish_id]
-            publish.upload_expires_at = self.clock.now()
-
-    def token_owner(self, authorization: str | None) -> str | None:
-        """Return the open_id an ``Authorization: Bearer`` header's token was issued to (even if it has
-        expired), or None; used to say whose request a record is."""
-        if not authorization or not authorization.lower().startswith("bearer "):
-            return None
-        with self.lock:
-            access = self.accounts.access.get(authorization[7:].strip())
-        return access.open_id if access else None
-
-    # Publish tasks.
-
-    def new_publish(self, **fields: Any) -> Publish:
-        """Register a new publish task built from ``fields`` (see Publish) and return it.
-
-        A FILE_UPLOAD task gets an upload id, token, expiry and a temporary file; a PULL_FROM_URL task
-        starts downloading in the background. A planned ``fail_next_publish`` is attached here.
-        """
-        now = self.clock.now()
-        publish_id = new_publish_id(fields["kind"], fields["mode"], fields["source"])
-        publish = Publish(publish_id=publish_id, created_at=now, **fields)
-        publish.planned_fail_reason = self.faults.take_publish()
-        if publish.source == "FILE_UPLOAD":
-            publish.upload_id = secrets.token_hex(12)
-            publish.upload_token = secrets.token_urlsafe(24)
-            publish.upload_expires_at = now + self.config.upload_url_ttl
-            publish.temp_path = os.path.join(self.temp_dir, publish.upload_id)
-        with self.lock:
-            self.publishes[publish_id] = publish
-            if publish.upload_id:
-                self.uploads[publish.upload_id] = publish
-        if publish.source == "PULL_FROM_URL":
-            pull.start(self, publish)
-        return publish
-
-    def finish_transfer(self, publish: Publish, problem: str | None) -> None:
-        """Mark every byte of a task received now; ``problem`` is a fail_reason found by a content check.
-
-        A failure planned by ``fail_next_publish`` wins over a content problem. The caller holds the lock.
-        """
-        publish.transfer_done_at = self.clock.now()
-        publish.planned_fail_reason = publish.planned_fail_reason or problem
-
-    def video_problem(self, publish: Publish, path: str | None, size: int) -> str | None:
-        """Return the fail_reason TikTok's checks would give a received video, or None if it passes.
-
-        The container is judged by magic bytes; an MP4/MOV longer than the creator's
-        ``max_video_post_duration_sec`` fails ``duration_check_failed``.
-        """
-        if not self.config.check_content:
-            return None
-        container = media.video_container(publish.head)
-        if container is None:
-            return "file_format_check_failed"
-        if container in ("mp4", "mov") and path is not None:
-            with open(path, "rb") as stream:
-                duration = media.mp4_duration_seconds(stream, size)
-            user = self.accounts.users.get(publish.open_id)
-            if duration is not None and user is not None and duration > user.max_video_post_duration_sec:
-                return "duration_check_failed"
-        return None
-
-    def drop_file(self, publish: Publish) -> None:
-        """Delete a finished task's received bytes unless ``keep_uploads`` asks to keep them."""
-        if publish.temp_path and not self.config.keep_uploads:
-            try:
-                os.unlink(publish.temp_path)
-            except FileNotFoundError:
-                pass
+        self.state.expire_upload_url(publish_id)
 
     def upload_file(self, publish_id: str) -> str | None:
         """Return the path of the bytes received for a task (with ``keep_uploads``), or None if gone."""
-        with self.lock:
-            path = self.publishes[publish_id].temp_path
-        return path if path and os.path.exists(path) else None
+        return self.state.upload_file(publish_id)

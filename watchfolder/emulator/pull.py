@@ -11,14 +11,12 @@ import http.client
 import os
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from watchfolder.emulator import media
 from watchfolder.emulator.publishes import Publish
-
-if TYPE_CHECKING:
-    from watchfolder.emulator.core import Emulator
+from watchfolder.emulator.state import EmulatorState
 
 BLOCK = 1024 * 1024
 PULL_DEADLINE_SECONDS = 3600.0  # TikTok gives up one hour after the task starts
@@ -36,13 +34,13 @@ class Cancelled(Exception):
     """The task was cancelled (or revoked, or the emulator stopped) while downloading."""
 
 
-def start(emu: Emulator, publish: Publish) -> None:
+def start(emu: EmulatorState, publish: Publish) -> None:
     """Download the task's media in a daemon thread; the task's status follows the download."""
     thread = threading.Thread(target=run, args=(emu, publish), name=f"pull-{publish.publish_id}", daemon=True)
     thread.start()
 
 
-def run(emu: Emulator, publish: Publish) -> None:
+def run(emu: EmulatorState, publish: Publish) -> None:
     """Download every URL of the task, then mark the transfer done (or the task FAILED)."""
     pull_failed = "photo_pull_failed" if publish.kind == "photo" else "video_pull_failed"
     try:
@@ -76,7 +74,7 @@ class Sink:
             self.head += bytes(block[:media.HEAD_BYTES - len(self.head)])
 
 
-def pull_video(emu: Emulator, publish: Publish) -> str | None:
+def pull_video(emu: EmulatorState, publish: Publish) -> str | None:
     """Download the video to a temporary file; return a content fail_reason or None."""
     assert publish.video_url is not None
     path = os.path.join(emu.temp_dir, publish.publish_id.replace("~", "_"))
@@ -92,7 +90,7 @@ def pull_video(emu: Emulator, publish: Publish) -> str | None:
     return problem
 
 
-def pull_photos(emu: Emulator, publish: Publish) -> str | None:
+def pull_photos(emu: EmulatorState, publish: Publish) -> str | None:
     """Download each image in turn; return the first content fail_reason or None."""
     problem = None
     for index, url in enumerate(publish.photo_urls):
@@ -107,7 +105,7 @@ def pull_photos(emu: Emulator, publish: Publish) -> str | None:
     return problem
 
 
-def fetch(emu: Emulator, publish: Publish, url: str, sink: Callable[[memoryview], None], limit: int,
+def fetch(emu: EmulatorState, publish: Publish, url: str, sink: Callable[[memoryview], None], limit: int,
           pull_failed: str, too_big: str = "file_format_check_failed") -> int:
     """GET ``url`` without following redirects, feeding the body to ``sink``; return its size.
 
@@ -146,7 +144,7 @@ def fetch(emu: Emulator, publish: Publish, url: str, sink: Callable[[memoryview]
         connection.close()
 
 
-def fail(emu: Emulator, publish: Publish, reason: str) -> None:
+def fail(emu: EmulatorState, publish: Publish, reason: str) -> None:
     with emu.lock:
         if publish.failed_at is None:
             publish.fail_now(reason, emu.clock.now())

@@ -13,7 +13,7 @@ import time
 import traceback
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from watchfolder.emulator import api_oauth, api_publish, control, upload
@@ -29,11 +29,9 @@ from watchfolder.emulator.envelope import (
 from watchfolder.emulator.faults import Fault
 from watchfolder.emulator.records import RequestRecord
 from watchfolder.emulator.request import Request
+from watchfolder.emulator.state import EmulatorState
 
-if TYPE_CHECKING:
-    from watchfolder.emulator.core import Emulator
-
-Handler = Callable[["Emulator", Request], Response]
+Handler = Callable[[EmulatorState, Request], Response]
 ROUTES: dict[tuple[str, str], tuple[str, Handler]] = {
     ("POST", "/v2/post/publish/creator_info/query/"): ("creator_info", api_publish.creator_info),
     ("POST", "/v2/post/publish/video/init/"): ("video_init", api_publish.video_init),
@@ -58,8 +56,8 @@ class EmulatorServer(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 64
 
-    def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
-        self.emulator = emulator
+    def __init__(self, address: tuple[str, int], state: EmulatorState) -> None:
+        self.state = state
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         super().__init__(address, RequestHandler)
@@ -89,10 +87,10 @@ class IPv6EmulatorServer(EmulatorServer):
     address_family = socket.AF_INET6
 
 
-def make_server(host: str, port: int, emulator: Emulator) -> EmulatorServer:
-    """Bind a server for ``emulator`` on ``host:port`` (IPv6 when the host has a colon)."""
+def make_server(host: str, port: int, state: EmulatorState) -> EmulatorServer:
+    """Bind a server for ``state`` on ``host:port`` (IPv6 when the host has a colon)."""
     server_class = IPv6EmulatorServer if ":" in host else EmulatorServer
-    return server_class((host, port), emulator)
+    return server_class((host, port), state)
 
 
 class RequestHandler(BaseHTTPRequestHandler):
@@ -114,7 +112,7 @@ class RequestHandler(BaseHTTPRequestHandler):
         """Silence http.server's own per-request log; ``verbose`` prints our one line instead."""
 
     def dispatch(self) -> None:
-        emu = self.server.emulator
+        emu = self.server.state
         split = urlsplit(self.path)
         path = split.path if split.path.endswith("/") else split.path + "/"
         query = parse_qs(split.query, keep_blank_values=True)
@@ -158,7 +156,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             answer = dataclasses.replace(answer, status=upload.DROP, error_code=answer.error_code or "answer_dropped")
         self.finish_call(emu, endpoint, answer, owner)
 
-    def answer(self, emu: Emulator, endpoint: str, handler: Handler, path: str, query: dict[str, list[str]],
+    def answer(self, emu: EmulatorState, endpoint: str, handler: Handler, path: str, query: dict[str, list[str]],
                log_id: str, fault: Fault | None) -> Response:
         """Read the body and return the handler's answer, a fault's, or the error it raised."""
         body = self.read_body()
@@ -177,7 +175,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             traceback.print_exc(file=sys.stderr)  # an emulator bug: say so loudly, answer like TikTok's 5xx
             return error_envelope(emu.config, log_id, 500, "internal_error", "emulator error")
 
-    def finish_call(self, emu: Emulator, endpoint: str, answer: Response, owner: str | None) -> None:
+    def finish_call(self, emu: EmulatorState, endpoint: str, answer: Response, owner: str | None) -> None:
         """Record the call, then write the answer (or drop the connection).
 
         Recording first means a client that has its answer can already see the record.
@@ -217,7 +215,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(answer.body)
 
 
-def fault_answer(emu: Emulator, endpoint: str, fault: Fault, log_id: str, query: dict[str, list[str]]) -> Response:
+def fault_answer(emu: EmulatorState, endpoint: str, fault: Fault, log_id: str, query: dict[str, list[str]]) -> Response:
     """Return the answer an injected fault gives on ``endpoint``, in that endpoint's own shape."""
     if fault.kind == "drop":
         return Response(upload.DROP, error_code="connection_dropped")

@@ -16,11 +16,11 @@ from watchfolder.emulator.envelope import Response
 from watchfolder.emulator.faults import Fault
 from watchfolder.emulator.media import HEAD_BYTES
 from watchfolder.emulator.publishes import Publish
+from watchfolder.emulator.state import EmulatorState
 
 if TYPE_CHECKING:
     from email.message import Message
 
-    from watchfolder.emulator.core import Emulator
 
 BLOCK = 1024 * 1024
 VIDEO_TYPES = frozenset({"video/mp4", "video/quicktime", "video/webm"})
@@ -28,7 +28,7 @@ _RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 DROP = 0  # the status of a Response that means "close the connection without answering"
 
 
-def handle_put(emu: Emulator, query: dict[str, list[str]], headers: Message, rfile: BinaryIO,
+def handle_put(emu: EmulatorState, query: dict[str, list[str]], headers: Message, rfile: BinaryIO,
                fault: Fault | None) -> Response:
     """Given the PUT's query, headers and body stream, consume the body and return the answer.
 
@@ -51,7 +51,7 @@ def handle_put(emu: Emulator, query: dict[str, list[str]], headers: Message, rfi
     return _put(emu, query, headers, rfile, length, publish)
 
 
-def _put(emu: Emulator, query: dict[str, list[str]], headers: Message, rfile: BinaryIO, length: int,
+def _put(emu: EmulatorState, query: dict[str, list[str]], headers: Message, rfile: BinaryIO, length: int,
          publish: Publish | None) -> Response:
     config = emu.config
     token = (query.get("upload_token") or [""])[0]
@@ -95,7 +95,7 @@ def _put(emu: Emulator, query: dict[str, list[str]], headers: Message, rfile: Bi
     return answer(201 if publish.received == publish.declared_size else 206, publish, None)
 
 
-def receive(emu: Emulator, publish: Publish, rfile: BinaryIO, first: int, last: int) -> bool:
+def receive(emu: EmulatorState, publish: Publish, rfile: BinaryIO, first: int, last: int) -> bool:
     """Read one chunk into the task's file and hash; return False (keeping nothing) if the body ends early.
 
     The hash is advanced on a copy and kept only when the whole chunk arrived, so a broken PUT can be

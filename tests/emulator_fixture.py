@@ -1,5 +1,5 @@
-"""Helpers for tests that talk to the emulator: start one (``running_emulator``), make media bytes TikTok's
-checks accept or refuse, and serve files for PULL_FROM_URL (``MediaServer``)."""
+"""The emulator in tests: start one (``running_emulator``), make media bytes TikTok's checks accept or refuse,
+and serve files for PULL_FROM_URL (``MediaServer``). Test code, so it lives here rather than in the package."""
 
 from __future__ import annotations
 
