@@ -106,7 +106,7 @@ class EmulatorProcess:
         self.config_path.write_text(yaml.safe_dump(self.settings), encoding="utf-8")
         # Received bytes wait in the emulator's temp folder until an upload completes. On tmpfs they cost
         # no disk writeback, which would otherwise disturb the next measurement.
-        shm = "/dev/shm"  # noqa: S108 - a private folder made inside it by mkdtemp
+        shm = "/dev/shm"  # a private folder made inside it by mkdtemp
         parent = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else str(self.folder)
         self.scratch = Path(tempfile.mkdtemp(prefix="bench-emulator-", dir=parent))
         env = {**os.environ, "TMPDIR": str(self.scratch)}

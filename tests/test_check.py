@@ -125,7 +125,7 @@ def test_an_expired_sign_in_fails_an_expiring_one_warns_and_a_stale_access_token
     assert checks["tokens:alice"]["status"] == "fail" and "expired" in checks["tokens:alice"]["message"]
     assert checks["tokens:bob"]["status"] == "warn" and "expires in 3.0 days" in checks["tokens:bob"]["message"]
     assert checks["tiktok:carol"]["status"] == "warn" and "never renews" in checks["tiktok:carol"]["message"]
-    assert [r for r in rig.emulator.records.refreshes] == [], "check renewed nothing"
+    assert list(rig.emulator.records.refreshes) == [], "check renewed nothing"
 
 
 def test_an_unreachable_media_host_fails_and_a_reachable_one_passes(make_rig):

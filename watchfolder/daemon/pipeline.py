@@ -94,7 +94,7 @@ class Pipeline(Outcomes):
                 log.error("item_disk_error", error=f"{type(exc).__name__}: {exc.strerror or exc}")
                 item = self._park(item, self.clock() + DISK_RETRY_SECONDS, "disk", log,
                                   detail=f"{exc.strerror or exc}; tried again shortly")
-        except Exception as exc:  # noqa: BLE001 - a bug must not turn into a hot loop or a lost file
+        except Exception as exc:  # a bug must not turn into a hot loop or a lost file
             log.exception("item_unexpected_error", error=f"{type(exc).__name__}: {exc}")
             item = self.store.get(item.id)
             if not item.state.finished:

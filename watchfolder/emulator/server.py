@@ -147,8 +147,8 @@ class RequestHandler(BaseHTTPRequestHandler):
         if handler is None:
             try:
                 answer = upload.handle_put(emu, query, self.headers, self.rfile, fault)
-            except Exception:
-                traceback.print_exc(file=sys.stderr)  # an emulator bug: say so loudly, answer 500
+            except Exception:  # noqa: BLE001 - an emulator bug: say so loudly below, answer 500
+                traceback.print_exc(file=sys.stderr)
                 answer = Response(500, close=True, error_code="internal_error")
         else:
             answer = self.answer(emu, endpoint, handler, path, query, log_id, fault)
@@ -171,8 +171,8 @@ class RequestHandler(BaseHTTPRequestHandler):
             return handler(emu, request)
         except ApiError as error:
             return error_envelope(emu.config, log_id, error.http_status, error.code, error.message)
-        except Exception:
-            traceback.print_exc(file=sys.stderr)  # an emulator bug: say so loudly, answer like TikTok's 5xx
+        except Exception:  # noqa: BLE001 - an emulator bug: say so loudly below, answer like TikTok's 5xx
+            traceback.print_exc(file=sys.stderr)
             return error_envelope(emu.config, log_id, 500, "internal_error", "emulator error")
 
     def finish_call(self, emu: EmulatorState, endpoint: str, answer: Response, owner: str | None) -> None:

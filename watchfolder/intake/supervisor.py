@@ -247,5 +247,5 @@ def quietly(call: Callable[..., object], *args: object) -> None:
     # none of that must stop the supervisor.
     try:
         call(*args)
-    except Exception:  # noqa: S110 - see above: best-effort clean-up of something already broken
+    except Exception:  # noqa: BLE001, S110 - see above: best-effort clean-up of something already broken
         pass

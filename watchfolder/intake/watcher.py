@@ -120,10 +120,10 @@ class _InboxHandler(wd.FileSystemEventHandler):
                 name = self.top_level_name(path)
                 if name is not None:
                     self.post(WatchEvent(self.account, name))
-        except Exception:
+        except Exception:  # noqa: BLE001 - see above: whatever it is, log it and keep the thread
             try:
                 self.log.exception("watch_event_failed", account=self.account)
-            except Exception:  # noqa: S110 - a broken log sink must not kill the dispatch thread either
+            except Exception:  # noqa: BLE001, S110 - a broken log sink must not kill the dispatch thread either
                 pass
 
     def top_level_name(self, path: str | bytes) -> str | None:

@@ -82,7 +82,7 @@ class CallbackServer:
         expected_path = parts.path.rstrip("/") or "/"
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802  (the name http.server calls)
+            def do_GET(self) -> None:  # the name http.server calls
                 path = urlsplit(self.path)
                 if (path.path.rstrip("/") or "/") != expected_path:
                     self._reply(404, "Not found", "This address only receives TikTok's sign-in answer.")
@@ -108,7 +108,7 @@ class CallbackServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002  (http.server's name)
+            def log_message(self, format: str, *args: Any) -> None:  # http.server's name
                 # The default writes the request line, code included, to stderr: say nothing.
                 return
 
@@ -220,7 +220,7 @@ def login(
         if open_browser is not None:
             try:
                 open_browser(url)
-            except Exception as exc:  # any failure to open a browser only means: open it yourself
+            except Exception as exc:  # noqa: BLE001 - any failure to open a browser only means: open it yourself
                 stdout.write(f"(Could not open a browser: {type(exc).__name__}. Open the address yourself.)\n")
         if paste is not False:
             threading.Thread(target=_read_pasted, args=(stdin, answers, stdout), name="auth-paste",
