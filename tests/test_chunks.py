@@ -111,16 +111,3 @@ def test_every_plan_over_many_sizes_and_chunk_sizes_obeys_every_rule() -> None:
     for size in sizes:
         for preferred in preferred_sizes:
             assert_obeys_every_rule(chunks.plan(size, preferred))
-
-
-def test_index_of_finds_the_chunk_that_starts_at_an_acknowledged_offset() -> None:
-    plan = chunks.plan(50_000_123, 10_000_000)
-
-    assert [plan.index_of(first) for first, _ in plan.ranges()] == [0, 1, 2, 3, 4]
-
-
-@pytest.mark.parametrize("offset", [-10_000_000, 1, 9_999_999, 50_000_000, 50_000_123])
-def test_index_of_refuses_an_offset_where_no_chunk_starts(offset: int) -> None:
-    """A chunk boundary inside the oversize final chunk, or the end of the file, is not a resume point."""
-    with pytest.raises(ValueError, match="starts at byte"):
-        chunks.plan(50_000_123, 10_000_000).index_of(offset)

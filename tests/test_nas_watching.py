@@ -399,24 +399,6 @@ hostshare /mnt/9p 9p rw,relatime,trans=virtio 0 0
 """
 
 
-@pytest.mark.parametrize(("path", "method", "fs_type"), [
-    ("/mnt/nas/video/alice/inbox", "polling", "cifs"),
-    ("/mnt/smb3/inbox", "polling", "smb3"),
-    ("/mnt/nfs/alice/inbox", "polling", "nfs"),
-    ("/mnt/nfs4/inbox", "polling", "nfs4"),
-    ("/mnt/sshfs/inbox", "polling", "fuse.sshfs"),
-    ("/mnt/9p/inbox", "polling", "9p"),
-    ("/home/me/tiktok/alice/inbox", "inotify", "ext4"),
-    ("/srv/local disk/alice/inbox", "inotify", "btrfs"),
-    ("/tank/media/alice/inbox", "inotify", "zfs"),
-])
-def test_the_mount_table_picks_polling_for_shares_and_inotify_for_local_disks(path, method, fs_type):
-    mounts = fsinfo.parse_mounts(PROC_MOUNTS)
-    report = watcher.describe_method(Path(path), "auto", mounts=mounts)
-    assert (report.method, report.available) == (method, False)   # these paths do not exist here
-    assert fs_type in report.reason
-
-
 def test_the_daemon_polls_an_inbox_on_a_cifs_share_and_says_so(make_rig, tmp_path, monkeypatch):
     rig = nas_rig(make_rig, "auto")
     table = PROC_MOUNTS + f"//nas/tiktok {rig.root} cifs rw,relatime,vers=3.1.1 0 0\n"
@@ -424,32 +406,10 @@ def test_the_daemon_polls_an_inbox_on_a_cifs_share_and_says_so(make_rig, tmp_pat
     rig.start()
     (obs,) = wait_for(lambda: live_status(rig)["daemon"]["observers"], 10, what="observers in status")
     assert obs["method"] == "polling" and "cifs" in obs["message"]
-    report = watcher.describe_method(rig.folder("alice", "inbox"), "auto")
-    assert (report.method, report.available) == ("polling", True) and "cifs" in report.reason
     data = mp4_bytes(tmp_path, seed=9)
     (tmp_path / "clip.mp4").write_bytes(data)
     rig.drop("alice", "clip.mp4", tmp_path / "clip.mp4")
     assert rig.wait_sidecar("alice", "clip.mp4")["sha256"] == digest(data)
-
-
-def test_check_sees_a_used_up_inotify_limit_as_the_polling_fallback(tmp_path, monkeypatch):
-    class NoWatchesLeft(watcher.BaseObserver):
-        def __init__(self) -> None:
-            from watchdog.observers.inotify import InotifyEmitter
-
-            super().__init__(InotifyEmitter)
-
-        def start(self) -> None:
-            raise OSError(errno.ENOSPC, "inotify watch limit reached")
-
-    monkeypatch.setattr(watcher, "make_observer", lambda method, poll_interval, ignore_globs=(): NoWatchesLeft())
-    mounts = [fsinfo.Mount("/", "ext4", "/dev/sda2")]
-    report = watcher.describe_method(tmp_path, "auto", poll_interval=7, mounts=mounts)
-    assert (report.method, report.available) == ("polling", True)
-    assert "fs.inotify.max_user_watches" in report.message and "sysctl" in report.message
-    assert report.message.startswith("watched with polling: polled every 7 s because")
-    missing = watcher.describe_method(tmp_path / "not-mounted", "auto", mounts=mounts)
-    assert not missing.available and missing.message.startswith("unavailable: the inbox folder does not exist")
 
 
 def test_intake_keeps_an_entry_it_cannot_read_for_now_and_takes_it_later(make_rig, tmp_path):

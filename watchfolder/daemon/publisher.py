@@ -197,10 +197,10 @@ class Publisher:
         return [(first, last) for first, last in plan.ranges() if last >= item.uploaded_bytes]
 
     def put_chunk(self, item: Item, path: Path, first: int, last: int) -> ChunkAck:
+        """Send bytes ``first``..``last`` of ``path``: always a whole chunk of the plan, since TikTok's
+        upload host takes the next chunk only from its first byte."""
         assert item.upload_url is not None
-        start = max(first, item.uploaded_bytes) if item.uploaded_bytes <= last else first
-        return self.uploader.put_chunk(item.upload_url, path, start if start == first else first, last, item.size,
-                                       item.content_type or "video/mp4")
+        return self.uploader.put_chunk(item.upload_url, path, first, last, item.size, item.content_type or "video/mp4")
 
     def status(self, item: Item) -> PublishStatus:
         assert item.publish_id is not None

@@ -9,13 +9,11 @@ Events are hints, not the truth: inotify overflows are dropped silently by watch
 emitter stops for good when a share goes away, and files present at start are never reported. So
 the main loop calls ``scan()`` once after ``start()``, and ``tick(now)`` about every second, which
 restarts dead observers (with backoff), notices inboxes that appear or vanish, and rescans every
-``rescan_seconds`` as a safety net. Keeping each observer alive is ``supervisor.InboxSupervisor``'s job;
-``describe_method`` tells ``watchfolder check`` how the daemon would watch an inbox.
+``rescan_seconds`` as a safety net. Keeping each observer alive is ``supervisor.InboxSupervisor``'s job.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import queue
 import threading
@@ -33,14 +31,11 @@ from watchdog.observers.polling import PollingEmitter, PollingObserver
 
 from watchfolder import fsinfo
 from watchfolder.intake.ignore import is_ignored
-from watchfolder.intake.supervisor import (  # noqa: F401 - HEALTHY_RESET, MAX_BACKOFF: re-exported
-    HEALTHY_RESET,
-    MAX_BACKOFF,
+from watchfolder.intake.supervisor import (
     InboxHealth,
     InboxSupervisor,
     discard,
     quietly,
-    unavailable_text,
 )
 
 # Left out on purpose: opened and closed-without-writing, which our own reading (sniffing, hashing,
@@ -303,61 +298,3 @@ class Watcher:
         """account → running observer, for tests that stop one under the watcher's feet."""
         with self._lock:
             return {a: i.observer for a, i in self._inboxes.items() if i.observer is not None}
-
-
-# ---- for `watchfolder check` -----------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class MethodReport:
-    """How ``watchfolder run`` would watch one inbox, as ``watchfolder check`` shows it.
-
-    ``method`` is "inotify" or "polling"; ``reason`` one sentence saying why; ``available`` is False when
-    the inbox is missing or unreadable (share not mounted?); ``message`` is the line to print.
-    """
-
-    path: Path
-    method: str
-    reason: str
-    available: bool
-    message: str
-
-
-def describe_method(path: Path, configured: str, *, poll_interval: float = 5.0,
-                    mounts: Sequence[fsinfo.Mount] | None = None, probe: bool = True) -> MethodReport:
-    """Given an inbox, ``watch.observer`` and ``watch.poll_interval``, return how the daemon would watch it.
-
-    Decided as the daemon decides: the mount table (``mounts``, default this machine's) picks polling
-    for network shares under "auto". With ``probe``, an inbox that would use inotify and exists gets a
-    real inotify watch for a moment, so a used-up ``fs.inotify.max_user_watches`` shows now (as the
-    polling fallback, with how to raise the limit) rather than at start. Starts nothing that outlives
-    the call. Raise ValueError for an unknown ``configured``.
-    """
-    table = list(mounts) if mounts is not None else fsinfo.read_mounts()
-    method, reason = fsinfo.choose_observer(configured, Path(path), table)
-    try:
-        with os.scandir(path):
-            problem = None
-    except OSError as exc:
-        problem = unavailable_text(exc)
-    if problem is None and method == "inotify" and probe:
-        error = _inotify_error(path)
-        if error is not None:
-            advice = fsinfo.inotify_limit_advice(error, fsinfo.inotify_limits())
-            method, reason = "polling", f"polled every {poll_interval:g} s because {advice}"
-    message = f"unavailable: {problem}" if problem else f"watched with {method}: {reason}"
-    return MethodReport(Path(path), method, reason, problem is None, message)
-
-
-def _inotify_error(path: Path) -> int | None:
-    """Try a recursive inotify watch on ``path``; return ENOSPC or EMFILE if a limit stops it, else None."""
-    observer: BaseObserver | None = None
-    try:
-        observer = make_observer("inotify", 1.0)
-        observer.schedule(wd.FileSystemEventHandler(), os.fspath(path), recursive=True)
-        observer.start()
-    except OSError as exc:
-        return exc.errno if exc.errno in (errno.ENOSPC, errno.EMFILE) else None
-    finally:
-        if observer is not None:
-            discard(observer)
-    return None

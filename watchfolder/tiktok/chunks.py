@@ -17,9 +17,6 @@ MIN_CHUNK = 5 * 1024 * 1024
 MAX_CHUNK = 64_000_000
 """64 MB decimal: at most 64 MB under both readings (64 MiB would break the decimal one)."""
 
-MAX_FINAL_CHUNK = 128_000_000
-"""The final chunk absorbs the remainder and may reach 128 MB (decimal, the smaller reading)."""
-
 MAX_CHUNKS = 1000
 
 # "4 GB" is 4,000,000,000 bytes in decimal and 4,294,967,296 (4 GiB) in binary. A file between
@@ -48,15 +45,6 @@ class ChunkPlan:
         first, _ = result[-1]
         result[-1] = (first, self.size - 1)
         return result
-
-    def index_of(self, offset: int) -> int:
-        """Given a byte offset TikTok has acknowledged up to, return the index of the chunk that
-        starts there (where an interrupted upload resumes); raise ValueError if no chunk starts
-        at that offset (including ``offset == size``: nothing is left to send)."""
-        index, rest = divmod(offset, self.chunk_size)
-        if offset < 0 or rest != 0 or index >= self.count:
-            raise ValueError(f"no chunk of this {self.size}-byte plan starts at byte {offset}")
-        return index
 
 
 def plan(size: int, preferred: int = DEFAULT_CHUNK) -> ChunkPlan:
