@@ -153,7 +153,7 @@ def test_malformed_requests_get_a_clean_error(server: FileServer, head: bytes, c
     sock.sendall(head)
     answer = read_answer(sock)
     sock.close()
-    assert answer.startswith(f"HTTP/1.1 {code} ".encode()) or answer.startswith(f"HTTP/1.0 {code} ".encode())
+    assert answer.startswith((f"HTTP/1.1 {code} ".encode(), f"HTTP/1.0 {code} ".encode()))
     assert_still_serving(server)
 
 
@@ -211,7 +211,7 @@ def _answers(server: FileServer) -> bool:
 
 
 class _Broken(httpserve.BoundedHandler):
-    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+    def do_GET(self) -> None:  # the name http.server calls
         if self.path == "/bug":
             raise RuntimeError("a bug in one handler")
         body = b"fine\n"
@@ -220,7 +220,7 @@ class _Broken(httpserve.BoundedHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server's name
+    def log_message(self, format: str, *args: object) -> None:  # http.server's name
         return None
 
 

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import certifi
 import pytest
 
+from tests.emulator_fixture import running_emulator
 from tests.harness import Rig
 from watchfolder.emulator.clock import OffsetClock
-from watchfolder.emulator.testing import running_emulator
 from watchfolder.media import samples
 from watchfolder.tiktok import transport
 from watchfolder.tiktok.upload import ChunkUploader
