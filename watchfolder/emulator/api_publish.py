@@ -218,7 +218,8 @@ def owned_publish(emu: EmulatorState, req: Request, access: AccessToken) -> Publ
     Raise 400 ``invalid_publish_id`` or ``token_not_authorized_for_specified_publish_id``.
     """
     body = validate.json_object(req.body, emu.config)
-    publish = emu.publishes.get(body.get("publish_id")) if isinstance(body.get("publish_id"), str) else None
+    wanted = body.get("publish_id")
+    publish = emu.publishes.get(wanted) if isinstance(wanted, str) else None
     if publish is None:
         raise ApiError(400, "invalid_publish_id", "The publish_id does not exist")
     if publish.open_id != access.open_id:

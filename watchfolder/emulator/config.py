@@ -176,7 +176,7 @@ def config_from_mapping(values: Mapping[str, Any], source: str = "emulator confi
     if problems:
         raise EmulatorConfigError(f"{source}: " + "; ".join(problems))
     # YAML writes 1 for 1.0: store numbers as floats where the field is a float, so the type stays honest.
-    kwargs = {key: float(value) if _wants_float(hints[key]) and value is not None else value
+    kwargs: dict[str, Any] = {key: float(value) if _wants_float(hints[key]) and value is not None else value
               for key, value in values.items()}
     try:
         return EmulatorConfig(**kwargs)

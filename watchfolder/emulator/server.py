@@ -166,7 +166,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             return fault_answer(emu, endpoint, fault, log_id, query)
         host, port = self.server.server_address[:2]
         request = Request(self.command, path, query, self.headers, body, self.client_address[0],
-                          f"{host}:{port}", log_id)
+                          f"{host!s}:{port}", log_id)
         try:
             return handler(emu, request)
         except ApiError as error:
@@ -222,7 +222,8 @@ def fault_answer(emu: EmulatorState, endpoint: str, fault: Fault, log_id: str, q
     if endpoint == "authorize":
         if fault.kind == "error":
             redirect_uri = (query.get("redirect_uri") or [""])[0]
-            state = (query.get("state") or [None])[0]
+            states = query.get("state")
+            state = states[0] if states else None
             return api_oauth.redirect(redirect_uri, error=fault.error_code, error_description="injected fault",
                                       state=state)
         return api_oauth.page(429 if fault.kind == "429" else fault.status, "Please try again later.")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, BinaryIO
+from io import BufferedIOBase
+from typing import TYPE_CHECKING
 
 from watchfolder.emulator.chunks import expected_range
 from watchfolder.emulator.envelope import Response
@@ -28,7 +29,7 @@ _RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
 DROP = 0  # the status of a Response that means "close the connection without answering"
 
 
-def handle_put(emu: EmulatorState, query: dict[str, list[str]], headers: Message, rfile: BinaryIO,
+def handle_put(emu: EmulatorState, query: dict[str, list[str]], headers: Message, rfile: BufferedIOBase,
                fault: Fault | None) -> Response:
     """Given the PUT's query, headers and body stream, consume the body and return the answer.
 
@@ -51,7 +52,7 @@ def handle_put(emu: EmulatorState, query: dict[str, list[str]], headers: Message
     return _put(emu, query, headers, rfile, length, publish)
 
 
-def _put(emu: EmulatorState, query: dict[str, list[str]], headers: Message, rfile: BinaryIO, length: int,
+def _put(emu: EmulatorState, query: dict[str, list[str]], headers: Message, rfile: BufferedIOBase, length: int,
          publish: Publish | None) -> Response:
     config = emu.config
     token = (query.get("upload_token") or [""])[0]
@@ -95,7 +96,7 @@ def _put(emu: EmulatorState, query: dict[str, list[str]], headers: Message, rfil
     return answer(201 if publish.received == publish.declared_size else 206, publish, None)
 
 
-def receive(emu: EmulatorState, publish: Publish, rfile: BinaryIO, first: int, last: int) -> bool:
+def receive(emu: EmulatorState, publish: Publish, rfile: BufferedIOBase, first: int, last: int) -> bool:
     """Read one chunk into the task's file and hash; return False (keeping nothing) if the body ends early.
 
     The hash is advanced on a copy and kept only when the whole chunk arrived, so a broken PUT can be
@@ -143,7 +144,7 @@ def body_length(headers: Message) -> int | None:
     return int(raw)
 
 
-def drain(rfile: BinaryIO, length: int) -> None:
+def drain(rfile: BufferedIOBase, length: int) -> None:
     """Read and drop ``length`` bytes of body (or until the client stops sending)."""
     buffer = bytearray(min(BLOCK, max(length, 1)))
     view = memoryview(buffer)
@@ -154,7 +155,7 @@ def drain(rfile: BinaryIO, length: int) -> None:
         length -= count
 
 
-def refuse(rfile: BinaryIO, length: int, status: int, publish: Publish | None, reason: str) -> Response:
+def refuse(rfile: BufferedIOBase, length: int, status: int, publish: Publish | None, reason: str) -> Response:
     drain(rfile, length)
     return answer(status, publish, reason)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import urlsplit
 
 from watchfolder.emulator.chunks import chunk_plan_problem
@@ -94,7 +94,7 @@ def check_types(section: Mapping[str, Any], config: EmulatorConfig, *, bools: It
             raise bad(config, f"{key} must be a string")
 
 
-def is_int(value: Any) -> bool:
+def is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -130,10 +130,9 @@ def video_source(source_info: Mapping[str, Any], config: EmulatorConfig) -> Vide
     check_known(source_info, VIDEO_SOURCE_INFO, "source_info", config)
     source = source_info.get("source")
     if source == "FILE_UPLOAD":
-        sizes = [source_info.get(k) for k in ("video_size", "chunk_size", "total_chunk_count")]
-        if not all(is_int(v) for v in sizes):
+        size, chunk, count = (source_info.get(k) for k in ("video_size", "chunk_size", "total_chunk_count"))
+        if not (is_int(size) and is_int(chunk) and is_int(count)):
             raise bad(config, "video_size, chunk_size and total_chunk_count must be integers")
-        size, chunk, count = sizes
         problem = chunk_plan_problem(size, chunk, count, config)
         if problem:
             raise bad(config, problem)
