@@ -182,8 +182,9 @@ def test_publish_at_becomes_aware_utc(value: object) -> None:
     assert publish_at.tzinfo is UTC
 
 
-def test_publish_at_without_an_offset_asks_for_one() -> None:
-    assert "add a UTC offset like +01:00" in refusal({"publish_at": "2026-12-01T18:00:00"})
+def test_publish_at_without_an_offset_is_wall_clock_time_in_the_zone() -> None:
+    """The zone is the config's (tests/test_local_times.py covers named zones and daylight saving); here UTC."""
+    assert resolve({"publish_at": "2026-12-01T18:00:00"}).publish_at == datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize("value", ["tomorrow", "2026-13-01T00:00:00Z", 1764608400])
@@ -201,7 +202,8 @@ def test_unquoted_yaml_times_and_dates_are_handled(fs: FakeFilesystem) -> None:
 
     assert good.publish_at == datetime(2026, 12, 1, 17, 0, tzinfo=UTC)
     assert "got a date without a time" in refusal(postsettings.read_settings_file(Path("/in/b.yaml")))
-    assert "add a UTC offset" in refusal(postsettings.read_settings_file(Path("/in/c.yaml")))
+    local = postsettings.read_settings_file(Path("/in/c.yaml"))  # no offset: wall-clock time in the zone (UTC here)
+    assert resolve(local).publish_at == datetime(2026, 12, 1, 18, 0, tzinfo=UTC)
 
 
 # ---- reading settings files ----------------------------------------------------------------------

@@ -7,6 +7,8 @@ nested dict or list, in a dict key, or in the text of an exception's traceback.
 
 from __future__ import annotations
 
+import datetime
+import io
 import logging
 import os
 import re
@@ -168,13 +170,48 @@ def _level_number(level: str) -> int:
         raise UsageError(f"unknown log level {level!r}: use debug, info, warning or error") from None
 
 
-def configure(level: str = "info", *, json: bool | None = None, stream: IO[str] | None = None) -> None:
+# syslog priorities by level name, for the "<N>" prefix journald reads (SyslogLevelPrefix=yes, its default).
+_PRIORITIES = {"debug": 7, "info": 6, "warning": 4, "warn": 4, "error": 3, "exception": 3, "critical": 2}
+
+
+def journal_stream(stream: IO[str], env: Mapping[str, str] | None = None) -> bool:
+    """True when ``stream`` is the journal's stream systemd handed us ($JOURNAL_STREAM names its device:inode)."""
+    value = (os.environ if env is None else env).get("JOURNAL_STREAM", "")
+    try:
+        device, inode = (int(part) for part in value.split(":"))
+        info = os.fstat(stream.fileno())
+    except (ValueError, OSError, AttributeError, io.UnsupportedOperation):
+        return False
+    return (info.st_dev, info.st_ino) == (device, inode)
+
+
+def _priority_prefix(logger: Any, method_name: str, rendered: Any) -> Any:
+    """Last processor under journald: ``<6>{...}`` so ``journalctl -p warning`` filters by level."""
+    return f"<{_PRIORITIES.get(method_name, 6)}>{rendered}"
+
+
+def _stamper(zone: datetime.tzinfo | None) -> Any:
+    """Timestamps in ``zone`` with its offset (``2026-12-03T18:00:00.123+01:00``); UTC with "Z" when None."""
+    if zone is None:
+        return structlog.processors.TimeStamper(fmt="iso", utc=True)
+
+    def stamp(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        event_dict["timestamp"] = datetime.datetime.now(zone).isoformat(timespec="milliseconds")
+        return event_dict
+
+    return stamp
+
+
+def configure(level: str = "info", *, json: bool | None = None, stream: IO[str] | None = None,
+              zone: datetime.tzinfo | None = None, journal: bool | None = None) -> None:
     """Set up structlog (and the stdlib ``logging`` of libraries) for this process.
 
     Given a level name, write events at or above it to ``stream`` (stderr by default) with ISO
-    UTC timestamps: as JSON lines when ``json`` is true, for people when false, and when
-    ``json`` is None, for people only if the stream is a TTY. Raise UsageError for an unknown
-    level. Calling it again replaces the previous setup.
+    timestamps (in ``zone`` with its offset; UTC when None): as JSON lines when ``json`` is true,
+    for people when false, and when ``json`` is None, for people only if the stream is a TTY.
+    With ``journal`` (None: when $JOURNAL_STREAM names the stream) every line starts with its syslog
+    priority, ``<4>`` for a warning. Raise UsageError for an unknown level. Calling it again replaces
+    the previous setup.
     """
     number = _level_number(level)
     output = stream if stream is not None else sys.stderr
@@ -191,8 +228,10 @@ def configure(level: str = "info", *, json: bool | None = None, stream: IO[str] 
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _stamper(zone),
     ]
+    if journal if journal is not None else journal_stream(output):
+        renderer = _Prefixed(renderer)
     structlog.configure(
         processors=[*shared, redact, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(number),
@@ -200,6 +239,16 @@ def configure(level: str = "info", *, json: bool | None = None, stream: IO[str] 
         cache_logger_on_first_use=False,
     )
     _configure_stdlib(number, output, shared, renderer)
+
+
+class _Prefixed:
+    """A renderer whose every line starts with the event's syslog priority."""
+
+    def __init__(self, renderer: Any) -> None:
+        self.renderer = renderer
+
+    def __call__(self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:
+        return _priority_prefix(logger, method_name, self.renderer(logger, method_name, event_dict))
 
 
 def _configure_stdlib(number: int, output: IO[str], shared: list[Any], renderer: Any) -> None:

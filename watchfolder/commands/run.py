@@ -36,7 +36,8 @@ def service_hooks(settings: Settings, env: Mapping[str, str]) -> list[object]:
 def main(settings: Settings, *, hooks: list[object] | None = None) -> int:
     """Configure logging, install signal handlers that only set the stop flag, run the daemon."""
     logs.register_secret(settings.tiktok.client_secret)
-    logs.configure(settings.log_level, stream=sys.stderr)
+    log_json = None if settings.log_format == "auto" else settings.log_format == "json"
+    logs.configure(settings.log_level, json=log_json, stream=sys.stderr, zone=settings.zone())
     daemon = service.Daemon(settings, hooks=[*service_hooks(settings, os.environ), *(hooks or [])])
 
     def stop(signum: int, frame: types.FrameType | None) -> None:

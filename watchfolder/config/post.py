@@ -10,12 +10,13 @@ from __future__ import annotations
 import dataclasses
 import difflib
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from watchfolder.core import zones
 from watchfolder.core.errors import MediaError
 from watchfolder.core.model import Kind, Mode
 
@@ -124,7 +125,7 @@ def _unknown(key: str) -> str:
     return f"unknown key (did you mean {close[0]!r}?)" if close else f"unknown key (known: {', '.join(sorted(KEYS))})"
 
 
-def _convert(key: str, value: object, kind: Kind | None) -> object:
+def _convert(key: str, value: object, kind: Kind | None, zone: tzinfo = UTC) -> object:
     """Given a known key and its non-null value, return it checked and converted; raise ValueError.
 
     ``kind`` None (account defaults, kind not known yet) checks lengths against the larger limit.
@@ -142,7 +143,7 @@ def _convert(key: str, value: object, kind: Kind | None) -> object:
             return value
         raise ValueError(f"must be one of {', '.join(PRIVACY_LEVELS)}, got {value!r}")
     if key == "publish_at":
-        return _publish_at(value)
+        return _publish_at(value, zone)
     if not isinstance(value, str):
         raise ValueError(f"must be text (put it in quotes), got {value!r}")
     limit = LIMITS.get((kind, key)) if kind else max(v for (_, k), v in LIMITS.items() if k == key)
@@ -151,7 +152,9 @@ def _convert(key: str, value: object, kind: Kind | None) -> object:
     return value
 
 
-def _publish_at(value: object) -> datetime:
+def _publish_at(value: object, zone: tzinfo) -> datetime:
+    """An instant from "2026-12-01T18:00:00+01:00" (an offset: that instant) or "2026-12-01 18:00" (no offset:
+    wall-clock time in ``zone``, the config's ``timezone:``; a skipped or repeated hour as ``zones`` says)."""
     when = value
     if isinstance(value, str):
         try:
@@ -160,9 +163,10 @@ def _publish_at(value: object) -> datetime:
             when = None
     if not isinstance(when, datetime):  # YAML turns an unquoted 2026-12-01 into a date: no time of day
         got = "a date without a time" if isinstance(when, date) else repr(value)
-        raise ValueError(f'must be a date and time like "2026-12-01T18:00:00+01:00", got {got}')
+        raise ValueError(f'must be a date and time like "2026-12-01 18:00" (local time) or '
+                         f'"2026-12-01T18:00:00+01:00", got {got}')
     if when.tzinfo is None or when.utcoffset() is None:
-        raise ValueError(f"{when.isoformat()} has no UTC offset: add a UTC offset like +01:00 (or Z for UTC)")
+        return zones.wall_clock(when, zone)
     return when.astimezone(UTC)
 
 
@@ -182,7 +186,7 @@ def check_keys_and_values(raw: Mapping[str, object], where: str) -> list[str]:
 
 
 def resolve(defaults: Mapping[str, object], file_values: Mapping[str, object], *, kind: Kind, mode: Mode,
-            source_name: str | None) -> PostSettings:
+            source_name: str | None, zone: tzinfo = UTC) -> PostSettings:
     """Given the account's defaults, the values of the item's settings file (``source_name``, or None
     when there is none), the kind of post and the account's mode, return the checked PostSettings,
     file values winning over defaults. A null value counts as not given.
@@ -190,7 +194,8 @@ def resolve(defaults: Mapping[str, object], file_values: Mapping[str, object], *
     Raise MediaError("bad_post_settings", "clip.yaml: 'title': 2301 UTF-16 units, TikTok allows 2200")
     listing every problem (joined by "; "): unknown keys, bad values, lengths over TikTok's limits, a
     key that does not apply to this kind of post (keys from defaults that do not apply are ignored:
-    one account posts both kinds), or no privacy_level for a direct post.
+    one account posts both kinds), or no privacy_level for a direct post. A ``publish_at`` without an
+    offset is wall-clock time in ``zone``.
     """
     other_kind_only = PHOTO_ONLY if kind is Kind.VIDEO else VIDEO_ONLY
     own = source_name or "post settings"
@@ -211,7 +216,7 @@ def resolve(defaults: Mapping[str, object], file_values: Mapping[str, object], *
             if key not in KEYS:
                 raise ValueError(_unknown(str(key)))
             if value is not None:
-                values[key] = _convert(key, value, kind)
+                values[key] = _convert(key, value, kind, zone)
         except ValueError as error:
             problems.append(f"{origin}: '{key}': {error}")
     # A bad privacy_level is reported above already; "required" on top of it would only confuse.

@@ -9,6 +9,7 @@ is never echoed: not in a problem, not in a repr.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
 import os
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ from watchfolder.config import lookup
 from watchfolder.config import post as postsettings
 from watchfolder.config import values as cv
 from watchfolder.config.values import Converter, parse_duration, parse_listen
+from watchfolder.core import zones
 from watchfolder.core.errors import ConfigError, UsageError
 from watchfolder.core.model import Mode, VideoSource
 
@@ -109,6 +111,12 @@ class Settings:
     accounts: tuple[AccountSettings, ...]
     log_level: str = "info"
     allow_network_state_dir: bool = False
+    log_format: str = "auto"  # auto (console on a terminal, else JSON) | json | console
+    timezone: str | None = None  # an IANA name; None: $TZ, else the system's
+
+    def zone(self) -> datetime.tzinfo:
+        """The zone people read and write times in: ``timezone``, else $TZ, else the system's."""
+        return zones.resolve(self.timezone)
 
     def account(self, name: str) -> AccountSettings:
         """Given an account name, return its settings; raise UsageError naming the known ones if absent."""
@@ -124,7 +132,7 @@ class Settings:
 _Spec = dict[str, "tuple[str, Converter] | None"]
 _TOP: _Spec = dict.fromkeys(
     ["root", "state_dir", "tiktok", "watch", "upload", "dedupe", "media_host", "photos", "metrics",
-     "notify", "accounts", "log_level", "allow_network_state_dir"])
+     "notify", "accounts", "log_level", "allow_network_state_dir", "log_format", "timezone"])
 _TIKTOK: _Spec = {
     "client_key": None, "client_secret_file": None, "client_secret": None,
     "api_base_url": ("api_base_url", cv.url), "redirect_uri": ("redirect_uri", cv.url),
@@ -266,7 +274,9 @@ def _build(raw: object, walk: _Walk, config_path: Path, env: Mapping[str, str]) 
         upload=upload, dedupe=dedupe, media_host=media_host, photos=photos, metrics=metrics, notify=notify,
         accounts=accounts,
         log_level=walk.value(top, "", "log_level", cv.choice("debug", "info", "warning", "error")) or "info",
-        allow_network_state_dir=walk.value(top, "", "allow_network_state_dir", cv.flag) is True)
+        allow_network_state_dir=walk.value(top, "", "allow_network_state_dir", cv.flag) is True,
+        log_format=walk.value(top, "", "log_format", cv.choice("auto", "json", "console")) or "auto",
+        timezone=walk.value(top, "", "timezone", cv.zone_name))
 
 
 def _tiktok(section: dict[str, object], walk: _Walk, to_path: Converter, env: Mapping[str, str]) -> TikTokSettings:

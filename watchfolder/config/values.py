@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
+from watchfolder.core import zones
+
 
 def show(value: object) -> str:
     text = repr(value)
@@ -132,3 +134,10 @@ def path(base: Path) -> Converter:
         return Path(os.path.normpath(base / Path(text(value)).expanduser()))
 
     return convert
+
+
+def zone_name(value: object) -> str:
+    """An IANA time zone name ("Europe/Berlin"); ValueError says what is expected."""
+    name = text(value).strip()
+    zones.named(name)  # raises ValueError naming it
+    return name

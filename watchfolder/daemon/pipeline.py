@@ -141,7 +141,8 @@ class Pipeline(Outcomes):
         try:
             entry = entries.classify(self.folder(item, "inbox"), item.account, item.name, self.settings.watch.ignore)
             post = resolve_post_settings(account.defaults, self.folder(item, "inbox"), entry, Kind(item.kind),
-                                         str(account.mode), ignore_globs=self.settings.watch.ignore)
+                                         str(account.mode), ignore_globs=self.settings.watch.ignore,
+                                         zone=self.settings.zone())
         except MediaError as exc:
             return self._fail(item, exc.code, exc.message, log)
         settings_name = post.source_file if entry.kind != "photo_set" else None

@@ -8,6 +8,7 @@ API call, and the finisher moves it to failed/ with its sidecar.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
 import queue
 from collections.abc import Callable, Mapping, Sequence
@@ -253,7 +254,7 @@ class Intake:
         try:
             content_type = self._check_media(entry)
             post = resolve_post_settings(account.defaults, inbox, entry, kind, str(account.mode),
-                                         ignore_globs=self.settings.watch.ignore)
+                                         ignore_globs=self.settings.watch.ignore, zone=self.settings.zone())
         except MediaError as exc:
             item = self.store.add_item(account=entry.account, name=entry.name, kind=str(kind), now=now,
                                        state=State.FAILED, error_code=exc.code, error_message=exc.message,
@@ -329,17 +330,19 @@ def _refuse_foreign_media(folder: Path, ignore_globs: Sequence[str]) -> None:
 
 
 def resolve_post_settings(defaults: Mapping[str, object], inbox: Path, entry: entries.Entry, kind: Kind,
-                          mode: str, *, ignore_globs: Sequence[str] = ()) -> postsettings.PostSettings:
+                          mode: str, *, ignore_globs: Sequence[str] = (),
+                          zone: datetime.tzinfo = datetime.UTC) -> postsettings.PostSettings:
     """Given an inbox entry, read its settings file (``<stem>.yaml``/``.txt`` beside a file, ``post.yaml``
     inside a photo folder) over the account defaults and return the checked settings.
 
     Raise MediaError("bad_post_settings", …) when they are bad, including a ``photo_cover_index`` that
     names no image of the post (counted as ``entries.photo_files`` with ``ignore_globs`` counts them).
+    A ``publish_at`` without an offset is read as wall-clock time in ``zone``.
     """
     path = entries.settings_for(inbox, entry.name)
     values = postsettings.read_settings_file(path) if path is not None else {}
     post = postsettings.resolve(defaults, values, kind=kind, mode=Mode(mode),
-                                source_name=path.name if path is not None else None)
+                                source_name=path.name if path is not None else None, zone=zone)
     if entry.kind in ("photo", "photo_set") and post.photo_cover_index:
         count = 1 if entry.kind == "photo" else len(entries.photo_files(entry.path, ignore_globs))
         if post.photo_cover_index >= count:

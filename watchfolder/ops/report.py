@@ -9,7 +9,7 @@ import datetime
 from typing import Any
 
 from watchfolder.config.settings import Settings
-from watchfolder.core import machine
+from watchfolder.core import machine, zones
 from watchfolder.core.model import Item, State
 from watchfolder.core.text import display_name, iso
 from watchfolder.store.store import Store
@@ -19,21 +19,20 @@ OPEN_STATES = (State.DETECTED, State.QUEUED, State.WAITING, State.UPLOADING, Sta
 HEARTBEAT_STALE = 30.0
 
 
-def _local(epoch: float | None) -> str:
-    if epoch is None:
-        return "-"
-    return datetime.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M")
+def _local(epoch: float | None, zone: datetime.tzinfo | None = None) -> str:
+    """``2026-12-03 18:00 CET``: local time in ``zone`` (default: $TZ, else the system's), with the zone."""
+    return zones.shown(epoch, zone or zones.resolve(None))
 
 
-def describe(item: Item, now: float) -> str:
-    """One line on where an item is and why."""
+def describe(item: Item, now: float, zone: datetime.tzinfo | None = None) -> str:
+    """One line on where an item is and why, times in ``zone``."""
     if item.state is State.WAITING:
         if item.wait_reason == "sign_in":
             return f"waiting: sign in again: watchfolder auth login {item.account}"
         if item.wait_reason == "publish_at":
-            return f"scheduled for {_local(item.publish_at)}"
+            return f"scheduled for {_local(item.publish_at, zone)}"
         text = machine.wait_text(item.wait_reason)
-        until = f"; next try {_local(item.next_attempt_at)}" if item.next_attempt_at else ""
+        until = f"; next try {_local(item.next_attempt_at, zone)}" if item.next_attempt_at else ""
         return f"waiting: {text}{until}"
     if item.state is State.UPLOADING and item.size:
         return f"uploading {int(100 * item.uploaded_bytes / item.size)}%"
@@ -46,20 +45,21 @@ def describe(item: Item, now: float) -> str:
     return str(item.state)
 
 
-def item_row(item: Item, now: float) -> dict[str, Any]:
+def item_row(item: Item, now: float, zone: datetime.tzinfo | None = None) -> dict[str, Any]:
     return {
         "id": item.id, "account": item.account, "name": display_name(item.result_name or item.name),
         "kind": item.kind, "state": str(item.state), "folder": item.folder,
         "percent": int(100 * item.uploaded_bytes / item.size) if item.size else 0,
         "wait_reason": item.wait_reason, "next_attempt_at": iso(item.next_attempt_at),
         "publish_at": iso(item.publish_at), "publish_id": item.publish_id,
-        "error": item.error_code, "detail": item.detail, "summary": describe(item, now),
+        "error": item.error_code, "detail": item.detail, "summary": describe(item, now, zone),
         "detected_at": iso(item.detected_at), "updated_at": iso(item.updated_at),
     }
 
 
 def account_rows(settings: Settings, store: Store, now: float) -> list[dict[str, Any]]:
     tokens = TokenStore(settings.state_dir)
+    zone = settings.zone()
     day_start = now - 86400
     rows = []
     for account in settings.accounts:
@@ -71,9 +71,9 @@ def account_rows(settings: Settings, store: Store, now: float) -> list[dict[str,
         if state.paused_code == "sign_in":
             note = f"paused: sign in again: watchfolder auth login {account.name}"
         elif state.paused_code:
-            note = f"paused: {state.paused_message or state.paused_code}; next try {_local(state.wait_until)}"
+            note = f"paused: {state.paused_message or state.paused_code}; next try {_local(state.wait_until, zone)}"
         elif state.wait_until and state.wait_until > now:
-            note = f"waiting: {machine.wait_text(state.wait_reason)}; next try {_local(state.wait_until)}"
+            note = f"waiting: {machine.wait_text(state.wait_reason)}; next try {_local(state.wait_until, zone)}"
         held = tokens.load(account.name)
         direct = str(account.mode) == "direct"
         sent_24h = len(store.ledger_times(account.name, "post" if direct else "draft", now - 86400))
@@ -111,7 +111,7 @@ def collect(settings: Settings, now: float) -> dict[str, Any]:
         return {
             "daemon": daemon,
             "accounts": account_rows(settings, store, now),
-            "items": [item_row(i, now) for i in open_items + recent[-50:]],
+            "items": [item_row(i, now, settings.zone()) for i in open_items + recent[-50:]],
             "notices": live[0].get("notices", []) if live else [],
         }
     finally:
