@@ -8,7 +8,9 @@ Each property runs a bounded number of examples so the whole file takes seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import socket
 import struct
 import tempfile
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ from watchfolder.core.text import display_name
 from watchfolder.httpserve import Unsatisfiable, byte_range
 from watchfolder.intake import entries
 from watchfolder.media import probe, samples
+from watchfolder.mediahost.server import LIMITS, FileServer
 
 MESSAGE_LIMIT = 4096  # "a few KiB": what a sidecar, a log line or a status row may quote
 FAST = settings(max_examples=150, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
@@ -232,6 +235,44 @@ def test_range_parser(header: str, size: int) -> None:
     if span is not None:
         first, last = span
         assert 0 <= first <= last < size
+
+
+@pytest.fixture(scope="module")
+def file_server(scratch: Path) -> Iterator[FileServer]:
+    folder = scratch / "www"
+    folder.mkdir()
+    (folder / ("A" * 32 + ".jpg")).write_bytes(b"staged bytes")
+    server = FileServer(("127.0.0.1", 0), folder, "/t/", dataclasses.replace(LIMITS, header_seconds=2))
+    server.start()
+    yield server
+    server.stop()
+
+
+_LINES = st.sampled_from([b"GET /t/" + b"A" * 32 + b".jpg HTTP/1.1", b"HEAD / HTTP/1.0", b"POST /t/x HTTP/1.1",
+                          b"GET", b"", b"\r\n", b"GET / HTTP/2.0", b"BREW /pot HTCPCP/1.0"]) | st.binary(max_size=80)
+_FIELDS = st.sampled_from([b"Host: x", b"Range: bytes=0-3", b"Range: bytes=" + b"9" * 40 + b"-",
+                           b"Expect: 100-continue", b"Content-Length: 3", b"Content-Length: -1",
+                           b"Transfer-Encoding: chunked",
+                           b"Connection: close", b"Connection: keep-alive", b"If-Range: x"]) | st.binary(max_size=60)
+requests_like = st.builds(lambda line, fields, body: line + b"\r\n" + b"\r\n".join(fields) + b"\r\n\r\n" + body,
+                          _LINES, st.lists(_FIELDS, max_size=6), st.binary(max_size=20))
+
+
+@FAST
+@given(data=st.lists(requests_like, min_size=1, max_size=3) | st.lists(st.binary(max_size=300), max_size=2))
+def test_http_server_on_random_requests(file_server: FileServer, data: list[bytes]) -> None:
+    """Whatever arrives, the answer (if any) starts with a status line and the server keeps serving."""
+    with socket.create_connection(("127.0.0.1", file_server.bound_port or 0), timeout=10) as sock:
+        try:
+            sock.sendall(b"".join(data))
+            sock.shutdown(socket.SHUT_WR)
+            answer = b"".join(iter(lambda: sock.recv(65536), b""))
+        except ConnectionResetError:
+            answer = b""
+    assert answer == b"" or answer.startswith(b"HTTP/1."), answer[:80]
+    with socket.create_connection(("127.0.0.1", file_server.bound_port or 0), timeout=10) as sock:
+        sock.sendall(b"GET /t/" + b"A" * 32 + b".jpg HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert b"".join(iter(lambda: sock.recv(65536), b"")).endswith(b"\r\n\r\nstaged bytes")
 
 
 # --- names ----------------------------------------------------------------------------------------

@@ -260,7 +260,11 @@ class BoundedServer:
                     elif key.data == "wake":
                         self._drain_wake()
                     else:
-                        self._receive(key.data)
+                        try:
+                            self._receive(key.data)
+                        except Exception as exc:  # noqa: BLE001 - one connection's bug must not stop the server
+                            self.handle_error(key.data.address, exc)
+                            self._drop(key.data)
                 self._take_back()
                 self._expire()
         finally:
