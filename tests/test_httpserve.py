@@ -1,6 +1,7 @@
-"""The media host's built-in server under attack: slow and half-sent connections, huge headers and ranges,
-clients that never read. Each test runs the real server (``FileServer`` with its handler) on a real socket
-and checks what a client sees and that the server keeps serving."""
+"""The daemon's two HTTP servers under attack: slow and half-sent connections, huge headers and ranges,
+clients that never read. Each test runs the real server (the media host's ``FileServer``, or the
+``/healthz`` + ``/metrics`` server) on a real socket and checks what a client sees and that the server
+keeps serving."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -19,6 +21,7 @@ import requests
 from tests.harness import wait_for
 from watchfolder import httpserve
 from watchfolder.mediahost.server import LIMITS, FileServer
+from watchfolder.ops import metrics
 
 NAME = "A" * 32 + ".jpg"
 BODY = bytes(range(256)) * 40  # 10 KiB
@@ -263,3 +266,47 @@ def test_when_every_connection_is_being_answered_a_new_one_gets_503(tmp_path: Pa
         late.close()
         for sock in stuck:
             sock.close()
+
+
+# --- the /healthz and /metrics server -------------------------------------------------------------
+
+@pytest.fixture
+def metrics_server(make_rig: Any) -> Iterator[metrics.MetricsServer]:
+    rig = make_rig(overrides={"metrics.listen": "127.0.0.1:0"})
+    server = metrics.MetricsServer(rig.settings, metrics.HealthMonitor())
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def _healthz(server: metrics.MetricsServer) -> requests.Response:
+    return requests.get(f"http://127.0.0.1:{server.port}/healthz", timeout=5)
+
+
+def test_metrics_server_holds_no_thread_per_slow_client(metrics_server: metrics.MetricsServer) -> None:
+    _healthz(metrics_server)
+    before = threading.active_count()
+    slow = []
+    try:
+        for _ in range(300):  # more than the server's connection cap: the oldest waiters are dropped
+            sock = socket.create_connection(("127.0.0.1", metrics_server.port), timeout=10)
+            sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            slow.append(sock)
+        time.sleep(0.5)
+        assert threading.active_count() <= before + metrics.LIMITS.workers
+        answer = _healthz(metrics_server)
+        assert answer.status_code == 503 and answer.json()["problems"]  # "starting": no daemon in this test
+        assert threading.active_count() <= before + metrics.LIMITS.workers
+    finally:
+        for sock in slow:
+            sock.close()
+
+
+def test_metrics_server_answers_huge_headers_and_bad_requests_cleanly(metrics_server: metrics.MetricsServer) -> None:
+    base = f"http://127.0.0.1:{metrics_server.port}"
+    assert requests.get(base + "/metrics", headers={"X-Big": "a" * 100_000}, timeout=5).status_code == 431
+    assert requests.get(base + "/metrics", headers={f"X-{i}": "a" for i in range(200)}, timeout=5).status_code == 431
+    assert requests.post(base + "/", data=b"x" * 1_000_000, timeout=5).status_code == 413
+    assert requests.get(base + "/metrics", timeout=5).status_code == 200
+    assert _healthz(metrics_server).status_code == 503

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
@@ -28,6 +26,7 @@ from watchfolder import __version__, logs
 from watchfolder.config.settings import Settings
 from watchfolder.core.errors import AuthError, WatchfolderError
 from watchfolder.core.model import State
+from watchfolder.httpserve import BoundedHandler, BoundedServer, Limits
 from watchfolder.store.store import Store
 from watchfolder.tiktok.tokens import TokenStore
 
@@ -228,9 +227,8 @@ class MetricsServer:
         self.registry.register(StoreCollector(settings, monitor))
         ProcessCollector(registry=self.registry)
         host, port = settings.metrics.listen
-        server_class = _Server6 if ":" in host else _Server
         try:
-            self.server = server_class((host, port), _Handler, self)
+            self.server = _Server((host, port), _Handler, self)
         except OSError as exc:
             raise WatchfolderError(f"metrics.listen {host}:{port}: cannot listen there ({exc.strerror or exc}); "
                                    "is another watchfolder (or another program) using that port?") from None
@@ -264,20 +262,23 @@ class MetricsServer:
         self.close()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+# A scrape every few seconds and a person with a browser: a few workers, short deadlines.
+LIMITS = Limits(workers=4, max_connections=64, header_seconds=10, request_seconds=30, io_seconds=10)
 
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], owner: MetricsServer) -> None:
+
+class _Server(BoundedServer):
+    def __init__(self, address: tuple[str, int], handler: type[BoundedHandler], owner: MetricsServer,
+                 limits: Limits = LIMITS) -> None:
         self.owner = owner
-        super().__init__(address, handler)
+        super().__init__(address, handler, limits)
+
+    def handle_error(self, address: Any, exc: BaseException) -> None:
+        """A bug while answering costs that request a 500, and is logged (type and message, no traceback)."""
+        self.owner.log.error("metrics_request_failed", error=f"{type(exc).__name__}: {exc}"[:500])
 
 
-class _Server6(_Server):
-    address_family = socket.AF_INET6
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+class _Handler(BoundedHandler):
+    server: _Server  # type: ignore[assignment]
 
     def log_message(self, format: str, *args: Any) -> None:  # http.server's name
         return None  # scrapes every 15 s would drown the daemon's own lines
