@@ -81,10 +81,14 @@ class MetricsSettings:
     listen: tuple[str, int] | None = None
 
 
+NOTIFY_EVENTS = ("item_done", "item_failed", "account_paused", "token_expiring")
+
+
 @_frozen
 class NotifySettings:
     webhook: str | None = None
     ntfy: str | None = None
+    events: tuple[str, ...] = NOTIFY_EVENTS  # the events sent; one left out is not announced
 
 
 @_frozen
@@ -154,7 +158,8 @@ _MEDIA_HOST: _Spec = {"url_prefix": ("url_prefix", cv.url_prefix), "serve": ("se
                       "publish_dir": None}
 _PHOTOS: _Spec = {"convert": ("convert", cv.flag)}
 _METRICS: _Spec = {"listen": ("listen", cv.listen)}
-_NOTIFY: _Spec = {"webhook": ("webhook", cv.url), "ntfy": ("ntfy", cv.url)}
+_NOTIFY: _Spec = {"webhook": ("webhook", cv.url), "ntfy": ("ntfy", cv.url),
+                  "events": ("events", cv.subset_of(*NOTIFY_EVENTS))}
 _ACCOUNT: _Spec = {"mode": None, "video_source": None, "defaults": None}
 
 KEYS: Mapping[str, frozenset[str]] = MappingProxyType({

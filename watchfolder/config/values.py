@@ -141,3 +141,13 @@ def zone_name(value: object) -> str:
     name = text(value).strip()
     zones.named(name)  # raises ValueError naming it
     return name
+
+
+def subset_of(*options: str) -> Converter:
+    """A list drawn from ``options`` (an empty list is allowed: none of them)."""
+    def convert(value: object) -> tuple[str, ...]:
+        if isinstance(value, list) and all(item in options for item in value):
+            return tuple(str(item) for item in value)
+        raise ValueError(f"must be a list of some of {', '.join(options)}, got {show(value)}")
+
+    return convert

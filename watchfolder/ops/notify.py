@@ -1,9 +1,10 @@
 """Notifications: a POST to a webhook (JSON) and/or an ntfy-style topic (plain text) when something needs a person.
 
-Three events, each sent once: ``item_failed`` (an item reached failed/), ``account_paused`` (TikTok
-refused an account as a whole, or its sign-in is gone) and ``token_expiring`` (the refresh token
+Four events, each sent once and each dropped when left out of ``notify.events``: ``item_done`` (a draft
+waits in the TikTok app, or a post is up), ``item_failed`` (an item reached failed/), ``account_paused``
+(TikTok refused an account as a whole, or its sign-in is gone) and ``token_expiring`` (the refresh token
 expires within ``tiktok.refresh_warn_days``). The hook finds them in the store from the main loop
-(the failed events after a remembered event id, the accounts table, the token files), remembers
+(the done and failed events after a remembered event id, the accounts table, the token files), remembers
 what it has announced in the store's ``runtime`` table so a restart does not repeat itself, and
 hands the messages to a sender thread, so a slow webhook never holds up the loop. The payloads are
 documented in docs/service.md. No token or secret is ever part of one; URLs are logged by host only.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import email.header
+import json
 import queue
 import socket
 import threading
@@ -38,8 +40,8 @@ RUNTIME_KEY = "notify"
 class Event:
     """One notification. ``fields`` are the event's own keys of the webhook payload."""
 
-    kind: str       # item_failed | account_paused | token_expiring
-    severity: str   # error | warning
+    kind: str       # item_done | item_failed | account_paused | token_expiring
+    severity: str   # error | warning | info
     account: str
     title: str
     message: str
@@ -54,7 +56,8 @@ def webhook_payload(event: Event, host: str) -> dict[str, Any]:
             "host": host, **event.fields}
 
 
-_NTFY_TAGS = {"item_failed": "x", "account_paused": "pause_button", "token_expiring": "key"}
+_NTFY_TAGS = {"item_done": "white_check_mark", "item_failed": "x", "account_paused": "pause_button",
+              "token_expiring": "key"}
 
 
 def ntfy_request(event: Event) -> tuple[dict[str, str], bytes]:
@@ -70,6 +73,27 @@ def ntfy_request(event: Event) -> tuple[dict[str, str], bytes]:
                "Tags": f"{_NTFY_TAGS.get(event.kind, 'bell')},watchfolder",
                "Content-Type": "text/plain; charset=utf-8"}
     return headers, event.message.encode("utf-8")
+
+
+def post_url(post_id: str) -> str:
+    """The address of a public TikTok post: TikTok opens a video by its id, whatever the @name part says."""
+    return f"https://www.tiktok.com/@/video/{post_id}"
+
+
+def done_event(item: Any, name: str, mode: str, now: float) -> Event:
+    """``item_done``: inbox mode, a draft waits in the creator's TikTok app; direct mode, the post is up
+    (with its URL when TikTok gave the post id: only for posts others may see)."""
+    post_ids = [str(p) for p in json.loads(item.post_ids or "[]")]
+    url = post_url(post_ids[0]) if post_ids else None
+    if mode == "direct":
+        title = f"{item.account}: {name} is posted"
+        message = f"{name} is posted for {item.account}" + (f": {url}" if url else " (TikTok gave no public link)")
+    else:
+        title = f"{item.account}: a draft waits in the TikTok app"
+        message = f"a draft waits in the TikTok app for {item.account}: {name}"
+    return Event("item_done", "info", item.account, title, message, now,
+                 {"item": name, "item_id": item.id, "kind": item.kind, "mode": mode, "status": item.status,
+                  "publish_id": item.publish_id, "post_ids": post_ids, "post_url": url})
 
 
 class Sender:
@@ -168,16 +192,24 @@ class Notifier:
     def on_stop(self, daemon: Any) -> None:
         self.sender.close()
 
+    def _put(self, event: Event) -> None:
+        if event.kind in self.settings.notify.events:
+            self.sender.put(event)
+
     # ---- finding events ---------------------------------------------------------------------------
 
     def _failures(self, daemon: Any, now: float) -> None:
-        rows = daemon.store.conn.execute("SELECT id, item_id FROM events WHERE id > ? AND state = 'failed' "
-                                         "ORDER BY id", (self.state["event_id"],)).fetchall()
-        for event_id, item_id in rows:
+        rows = daemon.store.conn.execute("SELECT id, item_id, state FROM events WHERE id > ? AND state IN "
+                                         "('failed', 'done') ORDER BY id", (self.state["event_id"],)).fetchall()
+        for event_id, item_id, state in rows:
             item = daemon.store.get(item_id)
             name = display_name(item.name)
+            if state == "done":
+                self._put(done_event(item, name, self._mode(item.account), now))
+                self.state["event_id"] = event_id
+                continue
             error = {"code": item.error_code, "message": item.error_message, "log_id": item.error_log_id}
-            self.sender.put(Event(
+            self._put(Event(
                 "item_failed", "error", item.account, f"{item.account}: {name} failed",
                 f"{name} ({item.account}) went to failed/: {item.error_code}: {item.error_message or ''}".strip(),
                 now, {"item": name, "item_id": item.id, "kind": item.kind, "error": error}))
@@ -185,6 +217,9 @@ class Notifier:
         if not rows:  # move past other events too, so the next query starts near the end of the table
             (last,) = daemon.store.conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
             self.state["event_id"] = max(self.state["event_id"], int(last))
+
+    def _mode(self, account: str) -> str:
+        return next((str(a.mode) for a in self.settings.accounts if a.name == account), "inbox")
 
     def _pauses(self, daemon: Any, now: float) -> None:
         paused: dict[str, str] = self.state.setdefault("paused", {})
@@ -201,7 +236,7 @@ class Notifier:
             else:
                 until = f"; next try {iso(state.wait_until)}" if state.wait_until else ""
                 text = f"{account.name} is paused: {state.paused_message or state.paused_code}{until}"
-            self.sender.put(Event("account_paused", "warning", account.name, f"{account.name}: account paused",
+            self._put(Event("account_paused", "warning", account.name, f"{account.name}: account paused",
                                   text, now, {"code": state.paused_code, "until": iso(state.wait_until)}))
 
     def _expiring(self, daemon: Any, now: float) -> None:
@@ -220,7 +255,7 @@ class Notifier:
             expiry[account.name] = tokens.refresh_expires_at
             days = (tokens.refresh_expires_at - now) / 86400
             when = "has expired" if days <= 0 else f"expires in {days:.1f} days"
-            self.sender.put(Event(
+            self._put(Event(
                 "token_expiring", "error" if days <= 1 else "warning", account.name,
                 f"{account.name}: TikTok sign-in {when}",
                 f"The TikTok sign-in of {account.name} {when} ({iso(tokens.refresh_expires_at)}); renew it with: "
