@@ -37,7 +37,7 @@ STEPS: tuple[tuple[str, str, str], ...] = (
     ("sidecar", "watchfolder.daemon.outbox", "write_sidecar"),
     ("finish", "watchfolder.daemon.finish", "finish"),
     ("intake", "watchfolder.intake.intake", "Intake.step"),
-    ("schedule", "watchfolder.daemon.service", "Daemon._schedule"),
+    ("schedule", "watchfolder.daemon.scheduler", "Scheduler.step"),
     *(("store_write", "watchfolder.store.store", f"Store.{name}") for name in (
         "add_item", "transition", "update", "note", "set_account_state", "set_runtime", "ledger_add")),
     *(("store_read", "watchfolder.store.store", f"Store.{name}") for name in (

@@ -12,7 +12,8 @@ from typing import Any
 import yaml
 
 from watchfolder.config import settings as config
-from watchfolder.daemon import service
+from watchfolder.daemon import wiring
+from watchfolder.daemon.loop import Daemon
 from watchfolder.tiktok.tokens import Tokens, TokenStore
 
 SCOPES = ("user.info.basic", "video.upload", "video.publish")
@@ -63,7 +64,7 @@ class Rig:
         if sign_in:
             for name in accounts:
                 self.sign_in(name)
-        self.daemon: service.Daemon | None = None
+        self.daemon: Daemon | None = None
         self.thread: threading.Thread | None = None
         self.exit_code: int | None = None
 
@@ -85,9 +86,10 @@ class Rig:
     def folder(self, account: str, name: str) -> Path:
         return self.root / account / name
 
-    def start(self, hooks: list[Any] | None = None, *, wait: bool = True) -> service.Daemon:
-        """Run the daemon in a thread on the emulator's clock; with ``wait``, return once it is ready."""
-        self.daemon = service.Daemon(self.settings, clock=self.emulator.clock.now, hooks=hooks)
+    def start(self, hooks: list[Any] | None = None, *, wait: bool = True) -> Daemon:
+        """Build the daemon on the emulator's clock and run it in a thread; with ``wait``, return once it
+        is ready (its hooks have been told), else at once."""
+        self.daemon = wiring.build(self.settings, clock=self.emulator.clock.now, hooks=hooks or [])
 
         def run() -> None:
             assert self.daemon is not None
@@ -97,10 +99,8 @@ class Rig:
         self.thread.start()
         if not wait:
             return self.daemon
-        wait_for(lambda: (self.root / next(iter(self.settings.accounts)).name / "done").exists(), 10,
-                 what="account folders")
-        wait_for(lambda: self.daemon is not None and getattr(self.daemon, "intake", None) is not None, 10,
-                 what="daemon ready")
+        if not self.daemon.ready.wait(10):
+            raise AssertionError("the daemon was not ready within 10 s")
         return self.daemon
 
     def stop(self) -> int | None:

@@ -20,7 +20,7 @@ import structlog
 
 from tests.harness import Rig, wait_for
 from watchfolder.commands import status
-from watchfolder.daemon import outbox, pipeline, service
+from watchfolder.daemon import loop, outbox, pipeline
 from watchfolder.media import samples
 
 INIT_ENDPOINTS = {"inbox_init", "video_init", "content_init"}
@@ -98,12 +98,12 @@ def test_a_done_folder_that_refuses_the_move_keeps_the_item_in_processing_until_
     assert any(e["event"] == "move_failed" and e["reason"] == reason for e in logs)
     # Nothing is deleted or half-made while it waits, however often it is tried.
     for _ in range(3):
-        rig.emulator.clock.advance(service.FINISH_RETRY_SECONDS + 1)
+        rig.emulator.clock.advance(loop.FINISH_RETRY_SECONDS + 1)
         wait_for(lambda count=trouble.refused: trouble.refused > count, 5, what="another try")
     assert digest(rig.folder("alice", "processing") / "clip.mp4") == content
     assert os.listdir(rig.folder("alice", "done")) == []
     trouble.on.clear()
-    rig.emulator.clock.advance(service.FINISH_RETRY_SECONDS + 1)
+    rig.emulator.clock.advance(loop.FINISH_RETRY_SECONDS + 1)
     sidecar = rig.wait_sidecar("alice", "clip.mp4")
     assert sidecar["result"] == "done"
     assert digest(rig.folder("alice", "done") / "clip.mp4") == content
@@ -124,7 +124,7 @@ def test_a_full_disk_while_the_sidecar_is_written_leaves_no_half_sidecar_and_wri
     wait_for(lambda: status_of(rig, capsys, "clip.mp4").get("detail") == reason, 15, what="the reason in status")
     assert os.listdir(rig.folder("alice", "done")) == ["clip.mp4"]   # the media moved; no sidecar, no temp file
     trouble.on.clear()
-    rig.emulator.clock.advance(service.FINISH_RETRY_SECONDS + 1)
+    rig.emulator.clock.advance(loop.FINISH_RETRY_SECONDS + 1)
     rig.wait_sidecar("alice", "clip.mp4")
     assert sorted(os.listdir(rig.folder("alice", "done"))) == ["clip.mp4", "clip.mp4.json"]
     assert os.listdir(rig.folder("alice", "processing")) == []
@@ -141,7 +141,7 @@ def test_a_failed_folder_that_refuses_the_move_keeps_a_refused_file_in_the_inbox
     wait_for(lambda: status_of(rig, capsys, "notes.md").get("detail") == reason, 15, what="the reason in status")
     assert (rig.folder("alice", "inbox") / "notes.md").read_text() == "not a video\n"
     trouble.on.clear()
-    rig.emulator.clock.advance(service.FINISH_RETRY_SECONDS + 1)
+    rig.emulator.clock.advance(loop.FINISH_RETRY_SECONDS + 1)
     sidecar = rig.wait_sidecar("alice", "notes.md", "failed")
     assert sidecar["error"]["code"] == "unsupported_media"
     assert os.listdir(rig.folder("alice", "inbox")) == []

@@ -14,17 +14,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness import Rig, wait_for
 from watchfolder.core.errors import WatchfolderError
-from watchfolder.daemon import service
+from watchfolder.daemon.loop import Daemon
 from watchfolder.media import samples
 from watchfolder.ops import metrics
 
 
-def start(rig: Rig, hooks: list[Any]) -> service.Daemon:
+def start(rig: Rig, hooks: list[Any]) -> Daemon:
     """The daemon in a thread with these hooks, returned at once (rig.stop() still stops it)."""
     return rig.start(hooks, wait=False)
 
 
-def serve(rig: Rig, **monitor_options: float) -> tuple[str, service.Daemon]:
+def serve(rig: Rig, **monitor_options: float) -> tuple[str, Daemon]:
     """Start the rig's daemon with a health monitor and the metrics server on a free port; return its URL."""
     monitor = metrics.HealthMonitor(**monitor_options)
     server = metrics.MetricsServer(rig.settings, monitor)

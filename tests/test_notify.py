@@ -16,7 +16,7 @@ import pytest
 
 from tests.harness import Rig, wait_for
 from watchfolder.commands import run as run_command
-from watchfolder.daemon import service
+from watchfolder.daemon.loop import Daemon
 from watchfolder.media import samples
 from watchfolder.ops import metrics, notify, sdnotify
 from watchfolder.tiktok.tokens import Tokens, TokenStore
@@ -74,21 +74,12 @@ def receiver() -> Iterator[Receiver]:
     serving.close()
 
 
-def start(rig: Rig, receiver: Receiver) -> service.Daemon:
+def start(rig: Rig, receiver: Receiver) -> Daemon:
     """The rig's daemon with a quick notifier (short scans and retries) posting to the receiver."""
     sender = notify.Sender(webhook=rig.settings.notify.webhook, ntfy=rig.settings.notify.ntfy,
                            retry_delays=(0.05, 0.05), timeout=5)
     hook = notify.Notifier(rig.settings, sender=sender, scan_seconds=0.1, expiry_seconds=0.2)
-    rig.daemon = service.Daemon(rig.settings, clock=rig.emulator.clock.now, hooks=[hook])
-
-    def run() -> None:
-        assert rig.daemon is not None
-        rig.exit_code = rig.daemon.run()
-
-    rig.thread = threading.Thread(target=run, name="test-daemon", daemon=True)
-    rig.thread.start()
-    wait_for(lambda: getattr(rig.daemon, "intake", None) is not None, 10, what="daemon ready")
-    return rig.daemon
+    return rig.start([hook])
 
 
 def notify_rig(make_rig: Any, receiver: Receiver, **options: Any) -> Rig:

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.harness import Rig, wait_for
-from watchfolder.daemon import service
+from watchfolder.daemon.loop import Daemon
 from watchfolder.media import samples
 from watchfolder.ops import sdnotify
 from watchfolder.ops.metrics import HealthMonitor
@@ -96,7 +96,7 @@ class Staller:
         return None
 
 
-def start(rig: Rig, hooks: list[Any]) -> service.Daemon:
+def start(rig: Rig, hooks: list[Any]) -> Daemon:
     """The daemon in a thread with these hooks, returned at once (rig.stop() still stops it)."""
     return rig.start(hooks, wait=False)
 

@@ -18,7 +18,7 @@ import structlog
 from tests.harness import Rig
 from watchfolder import fsinfo
 from watchfolder.core.errors import StateLockedError, WatchfolderError
-from watchfolder.daemon import service
+from watchfolder.daemon import wiring
 from watchfolder.store import statelock
 
 SCRIPT = Path(sys.executable).with_name("watchfolder")
@@ -157,9 +157,8 @@ def test_the_daemon_starts_on_a_network_state_dir_when_allowed_and_warns(emulato
                                                                           monkeypatch) -> None:
     rig = Rig(tmp_path / "rig", emulator, overrides={"allow_network_state_dir": True})
     monkeypatch.setattr(fsinfo, "PROC_MOUNTS", (str(mount_table_for(tmp_path, rig.state_dir, "nfs4")),))
-    daemon = service.Daemon(rig.settings, clock=emulator.clock.now)
     with structlog.testing.capture_logs() as logs:
-        daemon.open()
+        daemon = wiring.build(rig.settings, clock=emulator.clock.now)
         daemon.close()
     warnings = [e for e in logs if e["event"] == "state_dir_on_network_filesystem"]
     assert [w["fs_type"] for w in warnings] == ["nfs4"]

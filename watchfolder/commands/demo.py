@@ -12,7 +12,7 @@ from pathlib import Path
 
 from watchfolder import logs
 from watchfolder.config import settings as config
-from watchfolder.daemon import service
+from watchfolder.daemon import wiring
 from watchfolder.emulator import Emulator, EmulatorConfig
 from watchfolder.media import samples
 from watchfolder.tiktok.tokens import Tokens, TokenStore
@@ -62,12 +62,10 @@ def main(*, keep: bool = False, out: object = None) -> int:
                           updated_at=now))
         say(f"2. config written to {config_path}; account 'alice' signed in on the emulator")
         logs.configure("warning", stream=sys.stderr)
-        daemon = service.Daemon(settings)
+        daemon = wiring.build(settings)
         thread = threading.Thread(target=daemon.run, name="demo-daemon", daemon=True)
         thread.start()
         inbox = settings.root / "alice" / "inbox"
-        while not inbox.exists():
-            time.sleep(0.05)
         staged = base / "clip.mp4"
         samples.write_mp4(staged, size=2_000_000, duration_seconds=3)
         staged.rename(inbox / "clip.mp4")

@@ -10,7 +10,8 @@ from collections.abc import Mapping
 
 from watchfolder import logs
 from watchfolder.config.settings import Settings
-from watchfolder.daemon import service
+from watchfolder.daemon import wiring
+from watchfolder.daemon.stopping import StopEvent
 from watchfolder.ops import metrics, notify, sdnotify
 
 
@@ -38,11 +39,12 @@ def main(settings: Settings, *, hooks: list[object] | None = None) -> int:
     logs.register_secret(settings.tiktok.client_secret)
     log_json = None if settings.log_format == "auto" else settings.log_format == "json"
     logs.configure(settings.log_level, json=log_json, stream=sys.stderr, zone=settings.zone())
-    daemon = service.Daemon(settings, hooks=[*service_hooks(settings, os.environ), *(hooks or [])])
+    stopping = StopEvent()
 
     def stop(signum: int, frame: types.FrameType | None) -> None:
-        daemon.stop.set()
+        stopping.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    daemon = wiring.build(settings, hooks=[*service_hooks(settings, os.environ), *(hooks or [])], stop=stopping)
     return daemon.run()

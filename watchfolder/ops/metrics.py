@@ -26,6 +26,7 @@ from watchfolder import __version__, logs
 from watchfolder.config.settings import Settings
 from watchfolder.core.errors import AuthError, WatchfolderError
 from watchfolder.core.model import State
+from watchfolder.daemon.hooks import DaemonView
 from watchfolder.httpserve import BoundedHandler, BoundedServer, Limits
 from watchfolder.store.store import Store
 from watchfolder.tiktok.tokens import TokenStore
@@ -59,33 +60,33 @@ class HealthMonitor:
         self.loop_stale_seconds = loop_stale_seconds
         self.probe_seconds = probe_seconds
         self.store_stale_seconds = store_stale_seconds
-        self.daemon: Any = None
+        self.daemon: DaemonView | None = None
         self.stopped = False
         self.store_written_at = 0.0
         self.store_error = ""
         self._last_probe = 0.0
 
-    def on_ready(self, daemon: Any) -> None:
+    def on_ready(self, daemon: DaemonView) -> None:
         self.daemon = daemon
         self.store_written_at = self._last_probe = time.monotonic()  # the store was just opened and migrated
 
-    def on_tick(self, daemon: Any, now: float) -> None:
+    def on_tick(self, daemon: DaemonView, now: float) -> None:
         """Every few seconds, write a heartbeat row with the main loop's own connection (the real write path)."""
         mono = time.monotonic()
         if mono - self._last_probe < self.probe_seconds:
             return
         self._last_probe = mono
         try:
-            daemon.store.set_runtime("health", {"at": now}, now)
+            daemon.state.set_runtime("health", {"at": now}, now)
         except Exception as exc:  # noqa: BLE001 - any failure to write is the finding, whatever its class
             self.store_error = f"{type(exc).__name__}: {exc}"
             return
         self.store_written_at, self.store_error = mono, ""
 
-    def on_stop(self, daemon: Any) -> None:
+    def on_stop(self, daemon: DaemonView) -> None:
         self.stopped = True
 
-    def check(self, daemon: Any = None) -> Health:
+    def check(self, daemon: DaemonView | None = None) -> Health:
         """Return the daemon's health now; callable from any thread (the watcher's health() takes a lock)."""
         daemon = daemon if daemon is not None else self.daemon
         if daemon is None or self.daemon is None:
@@ -101,8 +102,10 @@ class HealthMonitor:
         if not store_ok or self.store_error:
             store_ok = False
             problems.append(f"the state database takes no writes ({self.store_error or 'no recent write'})")
+        for step, error in daemon.troubles().items():
+            problems.append(f"the main loop cannot {step}: {error}")
         observers = []
-        for inbox in daemon.watcher.health() if daemon.watcher is not None else []:
+        for inbox in daemon.inboxes():
             observers.append({"account": inbox.account, "method": inbox.method, "available": inbox.available,
                               "alive": inbox.alive, "restarts": inbox.restarts, "message": inbox.message})
             if inbox.available and not inbox.alive:
@@ -252,13 +255,13 @@ class MetricsServer:
             self.thread = None
         self.server.server_close()
 
-    def on_ready(self, daemon: Any) -> None:
+    def on_ready(self, daemon: DaemonView) -> None:
         self.log.info("metrics_listening", address=f"{self.server.server_address[0]}:{self.port}")
 
-    def on_tick(self, daemon: Any, now: float) -> None:
+    def on_tick(self, daemon: DaemonView, now: float) -> None:
         return None  # everything is computed when asked
 
-    def on_stop(self, daemon: Any) -> None:
+    def on_stop(self, daemon: DaemonView) -> None:
         self.close()
 
 

@@ -28,6 +28,7 @@ from watchfolder import __version__, logs
 from watchfolder.config.settings import Settings
 from watchfolder.core.errors import AuthError
 from watchfolder.core.text import display_name, iso
+from watchfolder.daemon.hooks import DaemonView
 
 SCAN_SECONDS = 2.0        # how often the store is looked at for new failures and pauses
 EXPIRY_SECONDS = 3600.0   # how often the token files are looked at
@@ -166,16 +167,15 @@ class Notifier:
         self.state: dict[str, Any] = {}
         self._last_scan = self._last_expiry = float("-inf")
 
-    def on_ready(self, daemon: Any) -> None:
+    def on_ready(self, daemon: DaemonView) -> None:
         """Load what was announced before; on the first start ever, begin after the failures already recorded."""
-        stored = daemon.store.runtime(RUNTIME_KEY)
+        stored = daemon.state.runtime(RUNTIME_KEY)
         if stored is not None:
             self.state = {"event_id": 0, "paused": {}, "expiry": {}, **stored[0]}
         else:
-            (last,) = daemon.store.conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
-            self.state = {"event_id": int(last), "paused": {}, "expiry": {}}
+            self.state = {"event_id": daemon.state.last_event_id(), "paused": {}, "expiry": {}}
 
-    def on_tick(self, daemon: Any, now: float) -> None:
+    def on_tick(self, daemon: DaemonView, now: float) -> None:
         mono = time.monotonic()
         if mono - self._last_scan < self.scan_seconds:
             return
@@ -187,9 +187,9 @@ class Notifier:
             self._last_expiry = mono
             self._expiring(daemon, now)
         if repr(self.state) != before:
-            daemon.store.set_runtime(RUNTIME_KEY, self.state, now)
+            daemon.state.set_runtime(RUNTIME_KEY, self.state, now)
 
-    def on_stop(self, daemon: Any) -> None:
+    def on_stop(self, daemon: DaemonView) -> None:
         self.sender.close()
 
     def _put(self, event: Event) -> None:
@@ -198,11 +198,10 @@ class Notifier:
 
     # ---- finding events ---------------------------------------------------------------------------
 
-    def _failures(self, daemon: Any, now: float) -> None:
-        rows = daemon.store.conn.execute("SELECT id, item_id, state FROM events WHERE id > ? AND state IN "
-                                         "('failed', 'done') ORDER BY id", (self.state["event_id"],)).fetchall()
+    def _failures(self, daemon: DaemonView, now: float) -> None:
+        rows = daemon.state.outcomes_after(self.state["event_id"])
         for event_id, item_id, state in rows:
-            item = daemon.store.get(item_id)
+            item = daemon.state.get(item_id)
             name = display_name(item.name)
             if state == "done":
                 self._put(done_event(item, name, self._mode(item.account), now))
@@ -215,16 +214,15 @@ class Notifier:
                 now, {"item": name, "item_id": item.id, "kind": item.kind, "error": error}))
             self.state["event_id"] = event_id
         if not rows:  # move past other events too, so the next query starts near the end of the table
-            (last,) = daemon.store.conn.execute("SELECT COALESCE(MAX(id), 0) FROM events").fetchone()
-            self.state["event_id"] = max(self.state["event_id"], int(last))
+            self.state["event_id"] = max(self.state["event_id"], daemon.state.last_event_id())
 
     def _mode(self, account: str) -> str:
         return next((str(a.mode) for a in self.settings.accounts if a.name == account), "inbox")
 
-    def _pauses(self, daemon: Any, now: float) -> None:
+    def _pauses(self, daemon: DaemonView, now: float) -> None:
         paused: dict[str, str] = self.state.setdefault("paused", {})
         for account in self.settings.accounts:
-            state = daemon.store.account_state(account.name)
+            state = daemon.state.account_state(account.name)
             if not state.paused_code:
                 paused.pop(account.name, None)
                 continue
@@ -239,7 +237,7 @@ class Notifier:
             self._put(Event("account_paused", "warning", account.name, f"{account.name}: account paused",
                                   text, now, {"code": state.paused_code, "until": iso(state.wait_until)}))
 
-    def _expiring(self, daemon: Any, now: float) -> None:
+    def _expiring(self, daemon: DaemonView, now: float) -> None:
         expiry: dict[str, float] = self.state.setdefault("expiry", {})
         window = self.settings.tiktok.refresh_warn_days * 86400
         for account in self.settings.accounts:

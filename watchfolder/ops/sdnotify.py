@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from watchfolder import logs
+from watchfolder.daemon.hooks import DaemonView
 from watchfolder.ops import report
 from watchfolder.ops.metrics import HealthMonitor
 
@@ -158,7 +159,7 @@ class SystemdNotifier:
         self.last_status_at = 0.0
         self.last_status = ""
 
-    def on_ready(self, daemon: Any) -> None:
+    def on_ready(self, daemon: DaemonView) -> None:
         """Tell systemd the daemon is up: the store is open and the observers run (called once, after open())."""
         now = daemon.clock()
         self.last_status = self._status(daemon, now)
@@ -168,7 +169,7 @@ class SystemdNotifier:
         # chunk in flight is checkpointed, so systemd shows "deactivating" while the daemon finishes.
         threading.Thread(target=self._announce_stop, args=(daemon,), name="sd-notify-stop", daemon=True).start()
 
-    def on_tick(self, daemon: Any, now: float) -> None:
+    def on_tick(self, daemon: DaemonView, now: float) -> None:
         """Ping the watchdog when due and healthy; refresh the STATUS= line every few seconds."""
         mono = time.monotonic()
         report = None
@@ -183,15 +184,15 @@ class SystemdNotifier:
             if text != self.last_status and self.notify.send(f"STATUS={text}"):
                 self.last_status = text
 
-    def on_stop(self, daemon: Any) -> None:
+    def on_stop(self, daemon: DaemonView) -> None:
         self.notify.send("STOPPING=1", "STATUS=stopped")
         self.notify.close()
 
-    def _announce_stop(self, daemon: Any) -> None:
+    def _announce_stop(self, daemon: DaemonView) -> None:
         daemon.stop.wait()
         self.notify.send("STOPPING=1", "STATUS=stopping: letting the chunk in flight finish")
 
-    def _status(self, daemon: Any, now: float) -> str:
+    def _status(self, daemon: DaemonView, now: float) -> str:
         try:
             return status_line(self.collect(daemon.settings, now), now)
         except Exception as exc:  # noqa: BLE001 - a status line is cosmetic; it must never stop the daemon
