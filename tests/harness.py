@@ -88,7 +88,7 @@ class Rig:
 
     def start(self, hooks: list[Any] | None = None, *, wait: bool = True) -> Daemon:
         """Build the daemon on the emulator's clock and run it in a thread; with ``wait``, return once it
-        is ready (its hooks have been told), else at once."""
+        is ready (hooks told, a first pass of the loop made), else at once."""
         self.daemon = wiring.build(self.settings, clock=self.emulator.clock.now, hooks=hooks or [])
 
         def run() -> None:

@@ -62,7 +62,7 @@ class Daemon:
         self.scheduler = scheduler
         self.hooks = list(hooks)
         self.view = View(self)
-        self.ready = threading.Event()   # set once the hooks have been told the daemon is ready
+        self.ready = threading.Event()   # set after the first pass: hooks told, live state published
         self.loop_at = 0.0
         self.expiry_warnings: list[str] = []
         self._troubles: dict[str, str] = {}
@@ -75,7 +75,6 @@ class Daemon:
         try:
             for hook in self.hooks:
                 hook.on_ready(self.view)
-            self.ready.set()
             last_finish = last_runtime = last_expiry = float("-inf")
             while not self.stop.is_set():
                 now = self.clock()
@@ -97,6 +96,7 @@ class Daemon:
                     self.expiry_warnings = self.check_expiry()
                 for hook in self.hooks:
                     self._step(f"run {type(hook).__name__}", hook.on_tick, self.view, now)
+                self.ready.set()
                 self.stop.wake.wait(self._sleep_for(now))
                 self.stop.wake.clear()   # a worker finishing after this is seen by the next pass
         finally:
