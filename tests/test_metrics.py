@@ -17,6 +17,7 @@ from watchfolder.core.errors import WatchfolderError
 from watchfolder.daemon.loop import Daemon
 from watchfolder.media import samples
 from watchfolder.ops import metrics
+from watchfolder.ops.health import HealthMonitor
 
 
 def start(rig: Rig, hooks: list[Any]) -> Daemon:
@@ -26,7 +27,7 @@ def start(rig: Rig, hooks: list[Any]) -> Daemon:
 
 def serve(rig: Rig, **monitor_options: float) -> tuple[str, Daemon]:
     """Start the rig's daemon with a health monitor and the metrics server on a free port; return its URL."""
-    monitor = metrics.HealthMonitor(**monitor_options)
+    monitor = HealthMonitor(**monitor_options)
     server = metrics.MetricsServer(rig.settings, monitor)
     daemon = start(rig, [monitor, server])
     url = f"http://127.0.0.1:{server.port}"
@@ -109,7 +110,7 @@ def test_healthz_turns_unhealthy_when_the_main_loop_hangs(metrics_rig):
         def on_stop(self, daemon: Any) -> None:
             return None
 
-    monitor = metrics.HealthMonitor(loop_stale_seconds=0.5)
+    monitor = HealthMonitor(loop_stale_seconds=0.5)
     server = metrics.MetricsServer(rig.settings, monitor)
     start(rig, [monitor, server, Hang()])
     url = f"http://127.0.0.1:{server.port}"
@@ -170,18 +171,18 @@ def test_metrics_show_waits_by_reason(metrics_rig, tmp_path):
 
 def test_a_taken_port_is_refused_when_the_server_is_built(metrics_rig):
     rig = metrics_rig()
-    first = metrics.MetricsServer(rig.settings, metrics.HealthMonitor())
+    first = metrics.MetricsServer(rig.settings, HealthMonitor())
     try:
         settings = _with_listen(rig, ("127.0.0.1", first.port))
         with pytest.raises(WatchfolderError, match=f"127.0.0.1:{first.port}"):
-            metrics.MetricsServer(settings, metrics.HealthMonitor())
+            metrics.MetricsServer(settings, HealthMonitor())
     finally:
         first.close()
 
 
 def test_healthz_says_starting_before_the_daemon_is_ready(metrics_rig):
     rig = metrics_rig()
-    server = metrics.MetricsServer(rig.settings, metrics.HealthMonitor())
+    server = metrics.MetricsServer(rig.settings, HealthMonitor())
     try:
         answer = requests.get(f"http://127.0.0.1:{server.port}/healthz", timeout=2)
         assert answer.status_code == 503 and "starting" in answer.json()["problems"][0]

@@ -18,7 +18,7 @@ from tests.harness import Rig, wait_for
 from watchfolder.commands import run as run_command
 from watchfolder.daemon.loop import Daemon
 from watchfolder.media import samples
-from watchfolder.ops import metrics, notify, sdnotify
+from watchfolder.ops import health, metrics, notify, sdnotify
 from watchfolder.tiktok.tokens import Tokens, TokenStore
 
 
@@ -177,7 +177,7 @@ def test_run_builds_only_the_hooks_asked_for(make_rig, receiver):
     rig = make_rig(overrides={"metrics.listen": "127.0.0.1:0", "notify.webhook": receiver.url + "/hook"})
     hooks = run_command.service_hooks(rig.settings, {"NOTIFY_SOCKET": "/run/nothing-here"})
     try:
-        assert [type(h) for h in hooks] == [metrics.HealthMonitor, sdnotify.SystemdNotifier, metrics.MetricsServer,
+        assert [type(h) for h in hooks] == [health.HealthMonitor, sdnotify.SystemdNotifier, metrics.MetricsServer,
                                             notify.Notifier]
     finally:
         hooks[2].close()

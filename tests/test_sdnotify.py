@@ -22,7 +22,7 @@ from tests.harness import Rig, wait_for
 from watchfolder.daemon.loop import Daemon
 from watchfolder.media import samples
 from watchfolder.ops import sdnotify
-from watchfolder.ops.metrics import HealthMonitor
+from watchfolder.ops.health import HealthMonitor
 
 SCRIPT = Path(sys.executable).parent / "watchfolder"
 

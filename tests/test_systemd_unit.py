@@ -21,7 +21,7 @@ import yaml
 from tests.harness import Rig, wait_for
 from watchfolder.config.settings import TikTokSettings
 from watchfolder.media import samples
-from watchfolder.ops import metrics
+from watchfolder.ops import health
 
 REPO = Path(__file__).resolve().parent.parent
 UNIT = REPO / "systemd" / "watchfolder.service"
@@ -63,7 +63,7 @@ def test_notify_watchdog_restart_and_stop_timeout_match_the_program():
     assert values("Type") == ["notify"] and values("NotifyAccess") == ["main"]
     assert values("Restart") == ["on-failure"]
     # The watchdog must outlast the health rule's own idea of a hung loop, or a slow pass would kill it.
-    assert seconds("WatchdogSec") > metrics.LOOP_STALE_SECONDS
+    assert seconds("WatchdogSec") > health.LOOP_STALE_SECONDS
     # On SIGTERM the daemon waits for the chunk in flight: one HTTP timeout, then 5 s for the workers.
     assert seconds("TimeoutStopSec") > TikTokSettings.__dataclass_fields__["timeout_seconds"].default + 5
     (start,) = values("ExecStart")

@@ -12,7 +12,7 @@ from watchfolder import logs
 from watchfolder.config.settings import Settings
 from watchfolder.daemon import wiring
 from watchfolder.daemon.stopping import StopEvent
-from watchfolder.ops import metrics, notify, sdnotify
+from watchfolder.ops import health, metrics, notify, sdnotify
 
 
 def service_hooks(settings: Settings, env: Mapping[str, str]) -> list[object]:
@@ -22,7 +22,7 @@ def service_hooks(settings: Settings, env: Mapping[str, str]) -> list[object]:
     The health monitor comes first, so the others read a fresh store probe. Raise WatchfolderError
     when metrics.listen cannot be bound.
     """
-    monitor = metrics.HealthMonitor()
+    monitor = health.HealthMonitor()
     hooks: list[object] = [monitor]
     systemd = sdnotify.from_env(env, monitor)
     if systemd is not None:

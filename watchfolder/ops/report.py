@@ -1,6 +1,9 @@
 """The status read model: what is queued, waiting (why, until when), uploading, and finished today.
 
-One source for ``watchfolder status``, the health, notify and systemd hooks and ``check``.
+One source for ``watchfolder status``, the systemd hook's STATUS= line and ``check``. Counts come from
+aggregate queries (``store/queries.py``) on the ``(account, state)`` index, never from loading every
+item; ``collect`` opens its own read-only connection (for the CLI), ``live_summary`` reads through the
+daemon's hook view, on the main loop's connection (every few seconds under systemd).
 """
 
 from __future__ import annotations
@@ -12,11 +15,13 @@ from watchfolder.config.settings import Settings
 from watchfolder.core import machine, zones
 from watchfolder.core.model import Item, State
 from watchfolder.core.text import display_name, iso
-from watchfolder.store.store import Store
+from watchfolder.store import queries
+from watchfolder.store.queries import OPEN_STATES, Reader
+from watchfolder.store.store import AccountState, Store
 from watchfolder.tiktok.tokens import TokenStore
 
-OPEN_STATES = (State.DETECTED, State.QUEUED, State.WAITING, State.UPLOADING, State.PROCESSING)
 HEARTBEAT_STALE = 30.0
+RECENT = 50   # how many items finished in the last 24 h status lists (the latest)
 
 
 def _local(epoch: float | None, zone: datetime.tzinfo | None = None) -> str:
@@ -57,33 +62,36 @@ def item_row(item: Item, now: float, zone: datetime.tzinfo | None = None) -> dic
     }
 
 
+def _account_note(account: str, state: AccountState, now: float, zone: datetime.tzinfo) -> str:
+    if state.paused_code == "sign_in":
+        return f"paused: sign in again: watchfolder auth login {account}"
+    if state.paused_code:
+        return f"paused: {state.paused_message or state.paused_code}; next try {_local(state.wait_until, zone)}"
+    if state.wait_until and state.wait_until > now:
+        return f"waiting: {machine.wait_text(state.wait_reason)}; next try {_local(state.wait_until, zone)}"
+    return "ok"
+
+
 def account_rows(settings: Settings, store: Store, now: float) -> list[dict[str, Any]]:
+    """One row per configured account: counts by state (aggregates, not the items), waits, budget, sign-in."""
     tokens = TokenStore(settings.state_dir)
     zone = settings.zone()
-    day_start = now - 86400
+    names = [account.name for account in settings.accounts]
+    counts = queries.counts_by_state(store, names, OPEN_STATES)
+    today = queries.finished_counts_since(store, names, now - 86400)
     rows = []
     for account in settings.accounts:
-        state = store.account_state(account.name)
-        items = store.items(account=account.name)
-        counts = {s: sum(1 for i in items if i.state is s) for s in State}
-        finished_today = [i for i in items if i.state.finished and i.updated_at >= day_start]
-        note = "ok"
-        if state.paused_code == "sign_in":
-            note = f"paused: sign in again: watchfolder auth login {account.name}"
-        elif state.paused_code:
-            note = f"paused: {state.paused_message or state.paused_code}; next try {_local(state.wait_until, zone)}"
-        elif state.wait_until and state.wait_until > now:
-            note = f"waiting: {machine.wait_text(state.wait_reason)}; next try {_local(state.wait_until, zone)}"
-        held = tokens.load(account.name)
+        name = account.name
+        state = store.account_state(name)
+        held = tokens.load(name)
         direct = str(account.mode) == "direct"
-        sent_24h = len(store.ledger_times(account.name, "post" if direct else "draft", now - 86400))
+        sent_24h = queries.ledger_count(store, name, "post" if direct else "draft", now - 86400)
         cap = machine.DAILY_POST_CAP if direct else machine.PENDING_DRAFT_CAP
         rows.append({
-            "account": account.name, "mode": str(account.mode), "note": note,
-            "queued": counts[State.QUEUED] + counts[State.DETECTED], "waiting": counts[State.WAITING],
-            "uploading": counts[State.UPLOADING], "processing": counts[State.PROCESSING],
-            "done_today": sum(1 for i in finished_today if i.state is State.DONE),
-            "failed_today": sum(1 for i in finished_today if i.state is State.FAILED),
+            "account": name, "mode": str(account.mode), "note": _account_note(name, state, now, zone),
+            "queued": counts[(name, "queued")] + counts[(name, "detected")], "waiting": counts[(name, "waiting")],
+            "uploading": counts[(name, "uploading")], "processing": counts[(name, "processing")],
+            "done_today": today[(name, "done")], "failed_today": today[(name, "failed")],
             "sent_24h": sent_24h,
             # As far as we know: TikTok counts drafts the creator has not posted yet, and posts from other apps.
             "budget_left": max(0, cap - sent_24h),
@@ -95,6 +103,7 @@ def account_rows(settings: Settings, store: Store, now: float) -> list[dict[str,
 
 
 def collect(settings: Settings, now: float) -> dict[str, Any]:
+    """Everything ``watchfolder status`` shows, from a read-only connection of its own."""
     if not (settings.state_dir / "watchfolder.sqlite3").exists():
         return {"daemon": None, "accounts": [], "items": [], "notices": [],
                 "message": "no state yet: `watchfolder run` has not started on this state_dir"}
@@ -106,13 +115,34 @@ def collect(settings: Settings, now: float) -> dict[str, Any]:
             info, at = live
             daemon = {"running": now - at < HEARTBEAT_STALE, "heartbeat": iso(at), "pid": info.get("pid"),
                       "observers": info.get("observers", [])}
-        open_items = store.items(states=OPEN_STATES)
-        recent = [i for i in store.finished_since(now - 86400) if i.state in (State.DONE, State.FAILED)]
+        names = [account.name for account in settings.accounts]
+        shown = queries.open_items(store, names) + queries.recently_finished(store, names, now - 86400, RECENT)
         return {
             "daemon": daemon,
             "accounts": account_rows(settings, store, now),
-            "items": [item_row(i, now, settings.zone()) for i in open_items + recent[-50:]],
+            "items": [item_row(i, now, settings.zone()) for i in shown],
             "notices": live[0].get("notices", []) if live else [],
         }
     finally:
         store.close()
+
+
+def live_summary(settings: Settings, state: Reader, now: float) -> dict[str, Any]:
+    """What the systemd STATUS= line needs, read on the daemon's own connection: each account's counts of
+    unfinished items and its wait, and the uploads under way (a few rows, whatever the history holds).
+
+    The same shape as ``collect``'s "accounts" and "items", with only those fields.
+    """
+    counts = state.counts_by_state(OPEN_STATES)
+    accounts = []
+    for account in settings.accounts:
+        name = account.name
+        held = state.account_state(name)
+        accounts.append({
+            "account": name, "queued": counts[(name, "queued")] + counts[(name, "detected")],
+            "waiting": counts[(name, "waiting")], "uploading": counts[(name, "uploading")],
+            "processing": counts[(name, "processing")], "paused": held.paused_code,
+            "wait_until": iso(held.wait_until), "wait_reason": held.wait_reason,
+        })
+    uploading = state.open_items((State.UPLOADING,))
+    return {"accounts": accounts, "items": [item_row(i, now, settings.zone()) for i in uploading]}

@@ -19,11 +19,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from watchfolder import logs
+from watchfolder.config.settings import Settings
 from watchfolder.daemon.hooks import DaemonView
 from watchfolder.ops import report
-from watchfolder.ops.metrics import HealthMonitor
+from watchfolder.ops.health import HealthMonitor
+from watchfolder.store.queries import Reader
 
 STATUS_SECONDS = 5.0   # how often the STATUS= line is recomputed from the store (sent only when it changes)
+
+Summary = Callable[[Settings, Reader, float], dict[str, Any]]
 
 
 def socket_address(env: Mapping[str, str]) -> str | bytes | None:
@@ -90,7 +94,7 @@ class Notify:
 
 
 def status_line(data: dict[str, Any], now: float) -> str:
-    """Given ``status.collect(...)`` data and the time, return one line a person can read on ``systemctl status``.
+    """Given ``report.live_summary(...)`` data and the time, return one line for ``systemctl status``.
 
     For example "3 queued, 1 uploading 42%, 1 at TikTok, alice waiting until 18:40"; "idle" when
     nothing is pending.
@@ -149,12 +153,12 @@ class SystemdNotifier:
 
     def __init__(self, notify: Notify, monitor: HealthMonitor, *, watchdog_seconds: float | None,
                  status_seconds: float = STATUS_SECONDS,
-                 collect: Callable[..., dict[str, Any]] = report.collect) -> None:
+                 summarize: Summary = report.live_summary) -> None:
         self.notify = notify
         self.monitor = monitor
         self.watchdog_seconds = watchdog_seconds
         self.status_seconds = status_seconds
-        self.collect = collect
+        self.summarize = summarize
         self.last_ping = 0.0
         self.last_status_at = 0.0
         self.last_status = ""
@@ -194,7 +198,7 @@ class SystemdNotifier:
 
     def _status(self, daemon: DaemonView, now: float) -> str:
         try:
-            return status_line(self.collect(daemon.settings, now), now)
+            return status_line(self.summarize(daemon.settings, daemon.state, now), now)
         except Exception as exc:  # noqa: BLE001 - a status line is cosmetic; it must never stop the daemon
             daemon.log.warning("status_line_failed", error=f"{type(exc).__name__}: {exc}")
             return "running"

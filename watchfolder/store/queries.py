@@ -57,8 +57,9 @@ def hold_item(store: Store, item_id: int, until: float, detail: str, now: float)
 
     Its state does not change: the scheduler sees ``next_attempt_at`` and ``status`` shows the detail.
     """
+    where = f"id = ? AND state IN ({_marks(OPEN_STATES)})"
     with store.transaction() as conn:
-        conn.execute(f"UPDATE items SET next_attempt_at = ?, detail = ?, updated_at = ? WHERE id = ? AND state IN ({_marks(OPEN_STATES)})",  # noqa: S608, E501 - fixed marks
+        conn.execute(f"UPDATE items SET next_attempt_at = ?, detail = ?, updated_at = ? WHERE {where}",  # noqa: S608
                      (until, detail, now, item_id, *_names(OPEN_STATES)))
 
 
