@@ -11,11 +11,12 @@ from collections.abc import Mapping
 from watchfolder import logs
 from watchfolder.config.settings import Settings
 from watchfolder.daemon import wiring
+from watchfolder.daemon.hooks import Hook
 from watchfolder.daemon.stopping import StopEvent
 from watchfolder.ops import health, metrics, notify, sdnotify
 
 
-def service_hooks(settings: Settings, env: Mapping[str, str]) -> list[object]:
+def service_hooks(settings: Settings, env: Mapping[str, str]) -> list[Hook]:
     """Return the hooks the settings and environment ask for: sd_notify under systemd ($NOTIFY_SOCKET),
     /healthz and /metrics (metrics.listen), notifications (notify.webhook or notify.ntfy).
 
@@ -23,7 +24,7 @@ def service_hooks(settings: Settings, env: Mapping[str, str]) -> list[object]:
     when metrics.listen cannot be bound.
     """
     monitor = health.HealthMonitor()
-    hooks: list[object] = [monitor]
+    hooks: list[Hook] = [monitor]
     systemd = sdnotify.from_env(env, monitor)
     if systemd is not None:
         hooks.append(systemd)
@@ -34,7 +35,7 @@ def service_hooks(settings: Settings, env: Mapping[str, str]) -> list[object]:
     return hooks if len(hooks) > 1 else []
 
 
-def main(settings: Settings, *, hooks: list[object] | None = None) -> int:
+def main(settings: Settings, *, hooks: list[Hook] | None = None) -> int:
     """Configure logging, install signal handlers that only set the stop flag, run the daemon."""
     logs.register_secret(settings.tiktok.client_secret)
     log_json = None if settings.log_format == "auto" else settings.log_format == "json"

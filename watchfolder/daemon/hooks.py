@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from watchfolder.config.settings import Settings
-from watchfolder.intake.watcher import InboxHealth
+from watchfolder.intake.supervisor import InboxHealth
 from watchfolder.store.queries import Reader
 from watchfolder.tiktok.tokens import TokenStore
 

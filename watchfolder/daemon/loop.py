@@ -27,7 +27,8 @@ from watchfolder.daemon.hooks import Hook
 from watchfolder.daemon.scheduler import Scheduler
 from watchfolder.daemon.stopping import StopEvent
 from watchfolder.intake.intake import Intake
-from watchfolder.intake.watcher import InboxHealth, Watcher, WatchEvent
+from watchfolder.intake.supervisor import InboxHealth
+from watchfolder.intake.watcher import Watcher, WatchEvent
 from watchfolder.mediahost.host import MediaHost
 from watchfolder.store import queries, statelock
 from watchfolder.store.store import Store

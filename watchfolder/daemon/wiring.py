@@ -79,8 +79,8 @@ def build(settings: Settings, *, clock: Callable[[], float] = time.time, log: An
         tokens = TokenManager(token_store, oauth, margin_seconds=settings.tiktok.refresh_margin_seconds,
                               clock=clock, log=log)
         mediahost = None
-        if settings.media_host.url_prefix:
-            host = settings.media_host
+        host = settings.media_host
+        if host.url_prefix:
             mediahost = MediaHost(url_prefix=host.url_prefix, staging_dir=settings.state_dir / "staging",
                                   serve=host.serve, publish_dir=host.publish_dir)
             mediahost.start()

@@ -8,7 +8,7 @@ shared ``HealthMonitor``.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -93,7 +93,7 @@ class StoreCollector:
                      "When the access and refresh tokens expire (Unix time)", expiry, ["account", "token"])
 
 
-def _gauge(name: str, text: str, samples: list[tuple[tuple[str, ...], float]],
+def _gauge(name: str, text: str, samples: Sequence[tuple[Sequence[str], float]],
            labels: list[str] | None = None) -> GaugeMetricFamily:
     family = GaugeMetricFamily(name, text, labels=labels or [])
     for values, value in samples:
@@ -101,7 +101,7 @@ def _gauge(name: str, text: str, samples: list[tuple[tuple[str, ...], float]],
     return family
 
 
-def _counter(name: str, text: str, samples: list[tuple[tuple[str, ...], float]],
+def _counter(name: str, text: str, samples: Sequence[tuple[Sequence[str], float]],
              labels: list[str]) -> CounterMetricFamily:
     family = CounterMetricFamily(name, text, labels=labels)
     for values, value in samples:
