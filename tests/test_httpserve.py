@@ -310,3 +310,23 @@ def test_metrics_server_answers_huge_headers_and_bad_requests_cleanly(metrics_se
     assert requests.post(base + "/", data=b"x" * 1_000_000, timeout=5).status_code == 413
     assert requests.get(base + "/metrics", timeout=5).status_code == 200
     assert _healthz(metrics_server).status_code == 503
+
+
+def test_metrics_server_cuts_off_a_slowloris_client_and_keeps_answering(make_rig: Any) -> None:
+    rig = make_rig(overrides={"metrics.listen": "127.0.0.1:0"})
+    limits = dataclasses.replace(metrics.LIMITS, header_seconds=1.0)
+    server = metrics.MetricsServer(rig.settings, metrics.HealthMonitor(), limits=limits)
+    try:
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        started = time.monotonic()
+        for byte in b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100:
+            sock.sendall(bytes([byte]))
+            if select.select([sock], [], [], 0.2)[0]:
+                break
+        elapsed = time.monotonic() - started
+        answer = read_answer(sock)
+        sock.close()
+        assert elapsed < 3 and answer.startswith(b"HTTP/1.1 408 ")
+        assert _healthz(server).status_code == 503
+    finally:
+        server.close()

@@ -26,8 +26,10 @@ class MetricsServer:
     """The /healthz and /metrics server, as a daemon hook. Serves from construction, so a taken port fails
     before anything else starts, and /healthz says "starting" until the daemon is ready."""
 
-    def __init__(self, settings: Settings, monitor: HealthMonitor, *, log: Any = None) -> None:
-        """Given the settings (``metrics.listen`` set) and the shared monitor, bind the address and serve.
+    def __init__(self, settings: Settings, monitor: HealthMonitor, *, log: Any = None,
+                 limits: Limits | None = None) -> None:
+        """Given the settings (``metrics.listen`` set), the shared monitor and the server's limits (default
+        ``LIMITS``), bind the address and serve.
 
         Raise WatchfolderError naming the address when it cannot be bound.
         """
@@ -40,7 +42,7 @@ class MetricsServer:
         ProcessCollector(registry=self.registry)
         host, port = settings.metrics.listen
         try:
-            self.server = _Server((host, port), _Handler, self)
+            self.server = _Server((host, port), _Handler, self, limits or LIMITS)
         except OSError as exc:
             raise WatchfolderError(f"metrics.listen {host}:{port}: cannot listen there ({exc.strerror or exc}); "
                                    "is another watchfolder (or another program) using that port?") from None
