@@ -61,6 +61,12 @@ _TOKEN_PATTERNS = (
 # Strings shorter than this are not registered: masking "a" everywhere would wreck every line.
 _MIN_SECRET_LENGTH = 4
 
+# A log line has a ceiling: one value at most this many characters (a traceback EXCEPTION_MAX), so a
+# hostile file name or settings file cannot turn one event into megabytes.
+VALUE_MAX = 4096
+EXCEPTION_MAX = 16384
+_SECRET_ROOM = 1024  # cut this much beyond the ceiling before masking, so no secret is split by the cut
+
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "warn": logging.WARNING, "error": logging.ERROR, "critical": logging.CRITICAL}
 
@@ -106,7 +112,7 @@ def _mask_value(value: Any, depth: int = 0) -> Any:
     if depth > 20:  # a cycle or absurd nesting: render it as masked text rather than recurse on
         return mask_text(repr(value))
     if isinstance(value, str):
-        return mask_text(value)
+        return _bounded(value, VALUE_MAX)
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, Mapping):
@@ -117,8 +123,16 @@ def _mask_value(value: Any, depth: int = 0) -> Any:
     # Anything else (an exception, a Path, a dataclass) is rendered by repr or str later; if that
     # text holds a secret, hand the renderer the masked text instead of the object.
     text = str(value) if isinstance(value, BaseException) else repr(value)
-    masked_text = mask_text(text)
+    masked_text = _bounded(text, VALUE_MAX)
     return value if masked_text == text else masked_text
+
+
+def _bounded(text: str, limit: int) -> str:
+    """Mask ``text``, then cut it to ``limit`` characters saying how many were left out."""
+    if len(text) <= limit:
+        return mask_text(text)
+    masked = mask_text(text[:limit + _SECRET_ROOM])
+    return f"{masked[:limit]}… ({len(text) - limit:,} more characters)"
 
 
 def _mask_mapping(mapping: Mapping[Any, Any], depth: int) -> dict[Any, Any]:
@@ -157,7 +171,15 @@ def redact(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) 
         text = _exception_text(event_dict.pop("exc_info"))
         if text is not None:
             event_dict["exception"] = text
+    exception = event_dict.pop("exception", None)
     masked = _mask_mapping(event_dict, 0)
+    if isinstance(exception, str):
+        # The end of a traceback says most: keep it when the whole is too long.
+        masked["exception"] = mask_text(exception) if len(exception) <= EXCEPTION_MAX else (
+            f"… ({len(exception) - EXCEPTION_MAX:,} characters left out) "
+            + mask_text(exception[-EXCEPTION_MAX - _SECRET_ROOM:])[-EXCEPTION_MAX:])
+    elif exception is not None:
+        masked["exception"] = _mask_value(exception)
     event_dict.clear()
     event_dict.update(masked)
     return event_dict

@@ -19,6 +19,7 @@ import yaml
 from watchfolder.core import zones
 from watchfolder.core.errors import MediaError
 from watchfolder.core.model import Kind, Mode
+from watchfolder.core.text import bounded, display_name, printable, short
 
 PRIVACY_LEVELS = ("PUBLIC_TO_EVERYONE", "MUTUAL_FOLLOW_FRIENDS", "FOLLOWER_OF_CREATOR", "SELF_ONLY")
 _TEXTS = ("title", "description")
@@ -31,6 +32,8 @@ PHOTO_ONLY = frozenset({"description", "photo_cover_index", "auto_add_music"})
 # TikTok counts caption lengths in UTF-16 code units (an emoji outside the BMP counts 2).
 LIMITS = {(Kind.VIDEO, "title"): 2200, (Kind.PHOTO, "title"): 90, (Kind.PHOTO, "description"): 4000}
 _INT32_MAX = 2**31 - 1  # video_cover_timestamp_ms is an int32 at TikTok
+MAX_SETTINGS_BYTES = 64 * 1024  # a settings file holds a caption and a few flags; anything bigger is refused
+MAX_PROBLEMS = 10               # problems listed in one message; the rest are counted
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -76,7 +79,26 @@ class UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
-def load_yaml(text: str) -> object:
+class SettingsLoader(UniqueKeyLoader):
+    """The loader for settings files dropped in an inbox: no anchors and no aliases.
+
+    Written by anyone with access to the share, a settings file has no use for them, and aliases are
+    how a few hundred bytes expand into gigabytes ("billion laughs"). Refused while composing, before
+    any value is built.
+    """
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:  # type: ignore[override]
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a settings file",
+                                              event.start_mark)
+        if getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(None, None, "anchors (&name) are not allowed in a settings file",
+                                              event.start_mark)
+        return super().compose_node(parent, index)  # type: ignore[no-untyped-call, no-any-return]
+
+
+def load_yaml(text: str, loader: type[yaml.SafeLoader] = UniqueKeyLoader) -> object:
     """Given YAML text, return the data it holds (safe types only); raise ValueError saying
     "line L, column C: not valid YAML: …" on a syntax error or a repeated key.
 
@@ -84,7 +106,7 @@ def load_yaml(text: str) -> object:
     offending line, which in a config file may hold the client secret.
     """
     try:
-        return yaml.load(text, Loader=UniqueKeyLoader)  # noqa: S506  # a SafeLoader subclass
+        return yaml.load(text, Loader=loader)  # noqa: S506  # a SafeLoader subclass
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
@@ -95,33 +117,39 @@ def read_settings_file(path: Path) -> dict[str, object]:
     """Given a ``.yaml``/``.yml`` or ``.txt`` settings file, return its raw settings: the YAML mapping
     (an empty file gives {}), or ``{"title": text}`` for a caption file (trailing newlines removed).
 
-    Raise MediaError("bad_post_settings", "<name>: …") if it is not UTF-8, not valid YAML or not a
-    mapping. OSError (the file vanished or cannot be read) propagates: the caller decides.
+    Raise MediaError("bad_post_settings", "<name>: …") if it is over MAX_SETTINGS_BYTES, not UTF-8,
+    not valid YAML (anchors and aliases included) or not a mapping. OSError (the file vanished or
+    cannot be read) propagates: the caller decides.
     """
-    data = path.read_bytes()
+    name = display_name(path.name)
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_SETTINGS_BYTES + 1)
+    if len(data) > MAX_SETTINGS_BYTES:
+        raise MediaError("bad_post_settings", f"{name}: over {MAX_SETTINGS_BYTES // 1024} KiB; a settings file "
+                         "holds a caption and a few settings")
     try:
         text = data.decode("utf-8-sig")  # a BOM is what Windows Notepad writes; not part of the caption
     except UnicodeDecodeError:
-        raise MediaError("bad_post_settings", f"{path.name}: not UTF-8 text") from None
+        raise MediaError("bad_post_settings", f"{name}: not UTF-8 text") from None
     suffix = path.suffix.lower()
     if suffix == ".txt":
         return {"title": text.rstrip("\r\n")}
     if suffix not in (".yaml", ".yml"):
-        raise MediaError("bad_post_settings", f"{path.name}: settings files end in .yaml, .yml or .txt")
+        raise MediaError("bad_post_settings", f"{name}: settings files end in .yaml, .yml or .txt")
     try:
-        raw = load_yaml(text)
+        raw = load_yaml(text, SettingsLoader)
     except ValueError as error:
-        raise MediaError("bad_post_settings", f"{path.name}: {error}") from None
+        raise MediaError("bad_post_settings", f"{name}: {error}") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):
         raise MediaError("bad_post_settings",
-                         f"{path.name}: must be a mapping of settings like 'title: ...', got {type(raw).__name__}")
+                         f"{name}: must be a mapping of settings like 'title: ...', got {type(raw).__name__}")
     return {str(key): value for key, value in raw.items()}
 
 
 def _unknown(key: str) -> str:
-    close = difflib.get_close_matches(key, sorted(KEYS), n=1)
+    close = difflib.get_close_matches(key[:100], sorted(KEYS), n=1)
     return f"unknown key (did you mean {close[0]!r}?)" if close else f"unknown key (known: {', '.join(sorted(KEYS))})"
 
 
@@ -133,19 +161,19 @@ def _convert(key: str, value: object, kind: Kind | None, zone: tzinfo = UTC) -> 
     if key in _FLAGS:
         if isinstance(value, bool):
             return value
-        raise ValueError(f"must be true or false, got {value!r}")
+        raise ValueError(f"must be true or false, got {short(value)}")
     if key in _COUNTS:
         if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _INT32_MAX:
             return value
-        raise ValueError(f"must be a whole number, 0 or more, got {value!r}")
+        raise ValueError(f"must be a whole number, 0 or more, got {short(value)}")
     if key == "privacy_level":
         if value in PRIVACY_LEVELS:
             return value
-        raise ValueError(f"must be one of {', '.join(PRIVACY_LEVELS)}, got {value!r}")
+        raise ValueError(f"must be one of {', '.join(PRIVACY_LEVELS)}, got {short(value)}")
     if key == "publish_at":
         return _publish_at(value, zone)
     if not isinstance(value, str):
-        raise ValueError(f"must be text (put it in quotes), got {value!r}")
+        raise ValueError(f"must be text (put it in quotes), got {short(value)}")
     limit = LIMITS.get((kind, key)) if kind else max(v for (_, k), v in LIMITS.items() if k == key)
     if limit is not None and utf16_len(value) > limit:
         raise ValueError(f"{utf16_len(value)} UTF-16 units, TikTok allows {limit}")
@@ -162,7 +190,7 @@ def _publish_at(value: object, zone: tzinfo) -> datetime:
         except ValueError:
             when = None
     if not isinstance(when, datetime):  # YAML turns an unquoted 2026-12-01 into a date: no time of day
-        got = "a date without a time" if isinstance(when, date) else repr(value)
+        got = "a date without a time" if isinstance(when, date) else short(value)
         raise ValueError(f'must be a date and time like "2026-12-01 18:00" (local time) or '
                          f'"2026-12-01T18:00:00+01:00", got {got}')
     if when.tzinfo is None or when.utcoffset() is None:
@@ -181,7 +209,7 @@ def check_keys_and_values(raw: Mapping[str, object], where: str) -> list[str]:
             if value is not None:
                 _convert(key, value, None)
         except ValueError as error:
-            problems.append(f"at '{where}.{key}': {error}")
+            problems.append(f"at '{where}.{_key(key)}': {error}")
     return problems
 
 
@@ -198,7 +226,7 @@ def resolve(defaults: Mapping[str, object], file_values: Mapping[str, object], *
     offset is wall-clock time in ``zone``.
     """
     other_kind_only = PHOTO_ONLY if kind is Kind.VIDEO else VIDEO_ONLY
-    own = source_name or "post settings"
+    own = display_name(source_name) if source_name else "post settings"
     problems: list[str] = []
     merged: dict[str, tuple[object, str]] = {
         key: (value, "account defaults") for key, value in defaults.items() if key not in other_kind_only}
@@ -206,7 +234,7 @@ def resolve(defaults: Mapping[str, object], file_values: Mapping[str, object], *
         if value is None and key in KEYS:
             continue  # "title:" with nothing after it: not given here, so the default stays
         if key in other_kind_only:
-            problems.append(f"{own}: '{key}' applies to {'photo' if kind is Kind.VIDEO else 'video'} posts only, "
+            problems.append(f"{own}: '{_key(key)}' applies to {'photo' if kind is Kind.VIDEO else 'video'} posts only, "
                             f"this is a {kind} post")
         else:
             merged[key] = (value, own)
@@ -218,14 +246,26 @@ def resolve(defaults: Mapping[str, object], file_values: Mapping[str, object], *
             if value is not None:
                 values[key] = _convert(key, value, kind, zone)
         except ValueError as error:
-            problems.append(f"{origin}: '{key}': {error}")
+            problems.append(f"{origin}: '{_key(key)}': {error}")
     # A bad privacy_level is reported above already; "required" on top of it would only confuse.
     if mode is Mode.DIRECT and merged.get("privacy_level", (None,))[0] is None:
         problems.append(f"{own}: privacy_level is required for direct posts: one of {', '.join(PRIVACY_LEVELS)} "
                         "(set it here or in the account's defaults)")
     if problems:
-        raise MediaError("bad_post_settings", "; ".join(problems))
+        raise MediaError("bad_post_settings", _listed(problems))
     return PostSettings(**values, source_file=source_name)
+
+
+def _key(key: object) -> str:
+    """A key as a message shows it: bounded, and printable whatever bytes it holds."""
+    return bounded(printable(str(key)), 60)
+
+
+def _listed(problems: list[str]) -> str:
+    """The problems joined by "; ", the first MAX_PROBLEMS of them and a count of the rest."""
+    shown = "; ".join(problems[:MAX_PROBLEMS])
+    rest = len(problems) - MAX_PROBLEMS
+    return shown + (f"; and {rest} more problem{'s' if rest > 1 else ''}" if rest > 0 else "")
 
 
 def video_post_info(s: PostSettings, mode: Mode) -> dict[str, object]:

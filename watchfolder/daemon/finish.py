@@ -15,11 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from watchfolder.core.model import Item, State
-from watchfolder.core.text import display_name, iso
+from watchfolder.core.text import bounded, display_name, iso, printable
 from watchfolder.daemon import outbox
 from watchfolder.store.store import Store
 
 SCHEMA = 1
+SIDECAR_MAX_BYTES = 60 * 1024   # a sidecar stays under 64 KiB whatever a settings file or a retry storm held
+MESSAGE_MAX = 4000              # characters of an error message in a sidecar
+DETAIL_MAX = 500                # characters of one history entry's detail
+HISTORY_HEAD, HISTORY_TAIL = 10, 40  # a long history keeps its first and last events
 # ENOENT and ESTALE: the share holding the account's folders is away (unmounted, NFS handle gone).
 DISK_ERRORS = (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EPERM, errno.EDQUOT, errno.EIO, errno.ENOENT,
                errno.ESTALE)
@@ -58,7 +62,48 @@ def sidecar(item: Item, history: list[dict[str, Any]], now: float) -> dict[str, 
         data["orphans"] = orphans
     if item.duplicate_of is not None:
         data["duplicate_of"] = item.duplicate_of
+    return fit(data)
+
+
+def fit(data: dict[str, Any]) -> dict[str, Any]:
+    """Given a sidecar document, return it bounded and printable: every string valid UTF-8 (bytes of a
+    name that were not UTF-8 shown as ``\\xNN``), the error message and history details cut to a
+    length, a long history shortened to its first and last events, the whole under SIDECAR_MAX_BYTES."""
+    data = _printable(data)
+    if data.get("error"):
+        data["error"]["message"] = bounded(data["error"]["message"], MESSAGE_MAX)
+    history = [dict(event, detail=bounded(event["detail"], DETAIL_MAX)) if event.get("detail") else event
+               for event in data.get("history", [])]
+    if len(history) > HISTORY_HEAD + HISTORY_TAIL:
+        left_out = len(history) - HISTORY_HEAD - HISTORY_TAIL
+        history = [*history[:HISTORY_HEAD], {"state": "…", "at": history[HISTORY_HEAD]["at"],
+                                             "detail": f"{left_out} events left out"}, *history[-HISTORY_TAIL:]]
+    data["history"] = history
+    if len(json.dumps(data, ensure_ascii=False).encode()) > SIDECAR_MAX_BYTES:
+        # Only a pathological record gets here: every string is cut short.
+        data = _cut(data, 400)
+        data["history"] = data["history"][:3] + data["history"][-3:]
     return data
+
+
+def _printable(value: Any) -> Any:
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {printable(str(k)): _printable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_printable(v) for v in value]
+    return value
+
+
+def _cut(value: Any, limit: int) -> Any:
+    if isinstance(value, str):
+        return bounded(value, limit)
+    if isinstance(value, dict):
+        return {k: _cut(v, limit) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cut(v, limit) for v in value[:50]]
+    return value
 
 
 def _event(event: dict[str, Any]) -> dict[str, Any]:

@@ -109,9 +109,14 @@ def write_sidecar(folder: Path, media_name: str, data: Mapping[str, Any]) -> Pat
     """
     target = folder / f"{media_name}.json"
     text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a caller that did not make its strings printable: escape what is left
+        text = json.dumps(data, indent=2, ensure_ascii=True, default=str) + "\n"
     fd, temp_name = tempfile.mkstemp(prefix=".sidecar-", suffix=".tmp", dir=folder)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as handle:
+        # Strict UTF-8: the sidecar is JSON for other programs, so a name's stray bytes were escaped before.
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())

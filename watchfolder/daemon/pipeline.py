@@ -24,8 +24,9 @@ from watchfolder.daemon import finish
 from watchfolder.daemon.outcomes import Outcomes
 from watchfolder.daemon.pacing import Pacer, Parked, Stopped
 from watchfolder.daemon.publisher import Publisher
-from watchfolder.intake import entries
+from watchfolder.intake import entries, settle
 from watchfolder.intake.intake import resolve_post_settings
+from watchfolder.openfile import Identity, NotTheFile, OpenFolder, OpenMedia, what_is
 from watchfolder.store.store import Store
 from watchfolder.tiktok import codes
 
@@ -50,6 +51,9 @@ class Pipeline(Outcomes):
         self.jitter = jitter
         self.retry_policy = machine.RetryPolicy(settings.upload.max_attempts, settings.upload.retry_initial_seconds,
                                                 settings.upload.retry_max_seconds)
+        # The item's file, opened once per trip without following links and proven to be the one taken
+        # in (openfile); every byte hashed, staged or sent comes from it. Closed when run() returns.
+        self.media: OpenMedia | None = None
 
     def folder(self, item: Item, name: str) -> Path:
         return self.settings.root / item.account / name
@@ -100,6 +104,8 @@ class Pipeline(Outcomes):
             if not item.state.finished:
                 item = self._refused(item, TikTokError("unexpected_error", f"{type(exc).__name__}: {exc}",
                                                        action=Action.RETRY), log)
+        finally:
+            self._close_media()
         if item.state.finished:
             finish.finish(self.settings.root, self.store, item, self.clock(), log)
         return self.store.get(item.id)
@@ -110,23 +116,36 @@ class Pipeline(Outcomes):
         """Check the file is still there and unchanged, hash it, dedupe, re-read settings, claim it."""
         now = self.clock()
         path = self.folder(item, "inbox") / item.name
-        if not os.path.lexists(path):
+        what = what_is(path)
+        if what == "gone":
             if not path.parent.is_dir():
                 # The share is away (or the inbox was moved): not the user taking the file out.
                 return self._park(item, now + UNAVAILABLE_RECHECK, "inbox_unavailable", log,
                                   detail="the inbox is unavailable (share not mounted?)")
             return self.store.transition(item.id, item.state, State.CANCELLED, now=now,
                                          note="taken out of inbox/ before it was sent")
-        stat = os.lstat(path)
-        if (stat.st_size, stat.st_mtime_ns, stat.st_ino) != (item.size, item.mtime_ns, item.ino) and not path.is_dir():
-            item = self.store.update(item.id, now=now, size=stat.st_size, mtime_ns=stat.st_mtime_ns,
-                                     ino=stat.st_ino, sha256=None)
-            # New content under the same name: it is taken again once it has stopped changing.
+        if what in ("symlink", "special") or (what == "folder" and Kind(item.kind) is Kind.VIDEO):
+            # Never followed, never read: a link to a token file must not become a "video".
+            replaced = NotTheFile(what, item.name)
+            log.warning("item_replaced", reason=replaced.message)
+            return self.store.transition(item.id, item.state, State.CANCELLED, now=now,
+                                         note=f"{replaced.message}; cancelled before it was sent")
+        current = settle.fingerprint(path, self.settings.watch.ignore)
+        if current is not None and (current.size, current.mtime_ns, current.ctime_ns, current.ino) != (
+                item.size, item.mtime_ns, item.ctime_ns, item.ino):
+            item = self.store.update(item.id, now=now, size=current.size, mtime_ns=current.mtime_ns,
+                                     ctime_ns=current.ctime_ns, ino=current.ino, sha256=None)
+            # New content under the same name (rewritten in place too: the change time tells): it is
+            # taken again once it has stopped changing.
             return self._park(item, now + self.settings.watch.settle_seconds, "settling", log,
                               detail="the file changed after it was taken in; it goes once it stops changing")
         if item.sha256 is None:
             try:
-                digest = self._hash(path)
+                digest = self._hash(path, item)
+            except NotTheFile:
+                # Swapped between the look above and the open: look again once it has settled.
+                return self._park(item, now + self.settings.watch.settle_seconds, "settling", log,
+                                  detail="the file changed after it was taken in; it goes once it stops changing")
             except PermissionError:
                 # Readable when it was taken in, not now (share permissions changed): wait, never fail.
                 return self._park(item, now + UNAVAILABLE_RECHECK, "cannot_read", log,
@@ -182,23 +201,62 @@ class Pipeline(Outcomes):
                 os.unlink(source)   # a hard link whose source was not yet removed
             elif not os.path.lexists(target) and mine:
                 outbox.move_no_overwrite(source, target)
+            if name == item.name:
+                item = self._moved(item, target)
         return item
 
-    def _hash(self, path: Path) -> str:
+    def _hash(self, path: Path, item: Item) -> str:
+        """The sha256 of the item's bytes, read from descriptors opened without following links: the
+        item's own file (kept open for the rest of the trip), or each image of a photo folder."""
         digest = hashlib.sha256()
-        files = [path] if not path.is_dir() else entries.photo_files(path, self.settings.watch.ignore)
-        buffer = bytearray(HASH_BLOCK)
-        view = memoryview(buffer)
-        for file in files:
-            with open(file, "rb") as handle:
-                while True:
-                    if self.stop.is_set():
-                        raise Stopped
-                    count = handle.readinto(buffer)
-                    if not count:
-                        break
-                    digest.update(view[:count])
+        if what_is(path) != "folder":
+            self._feed(digest, self._open_media(item, path))
+            return digest.hexdigest()
+        with OpenFolder(path) as folder:
+            for image in entries.photo_files(path, self.settings.watch.ignore):
+                with folder.open(image.name) as media:
+                    self._feed(digest, media)
         return digest.hexdigest()
+
+    def _feed(self, digest: Any, media: OpenMedia) -> None:
+        for block in media.blocks(HASH_BLOCK):
+            if self.stop.is_set():
+                raise Stopped
+            digest.update(block)
+
+    def _open_media(self, item: Item, path: Path) -> OpenMedia:
+        """The item's file, open: the one this trip holds when it still matches the record, else opened
+        afresh at ``path`` and checked against it. Raise NotTheFile when the name holds something else."""
+        expected = Identity(item.ino, item.size, item.mtime_ns, item.ctime_ns)
+        if self.media is not None:
+            if expected.matches(self.media.stat()):
+                return self.media
+            self._close_media()
+        self.media = OpenMedia.open(path, expected)
+        return self.media
+
+    def _close_media(self) -> None:
+        if self.media is not None:
+            self.media.close()
+            self.media = None
+
+    def _moved(self, item: Item, path: Path) -> Item:
+        """Our own move changed the file's change time (a link count), or its inode (a copy to another
+        filesystem): record what it is now, once the new name is proven to hold the same bytes."""
+        try:
+            info = os.lstat(path)
+        except FileNotFoundError:
+            return item
+        if not os.path.isfile(path) or os.path.islink(path):
+            return item
+        if self.media is not None and not os.path.samestat(info, self.media.stat()):
+            held = self.media.stat()
+            if (held.st_size, held.st_mtime_ns) != (info.st_size, info.st_mtime_ns):
+                return item  # not our copy: the next check sees the change
+            self._close_media()
+        elif (info.st_size, info.st_mtime_ns) != (item.size, item.mtime_ns):
+            return item
+        return self.store.update(item.id, now=self.clock(), ino=info.st_ino, ctime_ns=info.st_ctime_ns)
 
     # ---- the steps ---------------------------------------------------------------------------
 
@@ -224,9 +282,13 @@ class Pipeline(Outcomes):
         if item.sha256 is None:
             # New content in processing/ (it changed during its upload): hash what is sent now.
             item = self.store.update(item.id, now=self.clock(),
-                                     sha256=self._hash(self.folder(item, item.folder) / item.name))
+                                     sha256=self._hash(self.folder(item, item.folder) / item.name, item))
+        try:
+            media = self._media_for(item)
+        except NotTheFile:
+            return self._new_content(item, self.folder(item, item.folder) / item.name, log)
         if Mode(account.mode) is Mode.DIRECT:
-            self.publisher.check_creator(item, account, log)
+            self.publisher.check_creator(item, account, log, media=media)
         self.pacer.take(item.account, "init")
         item = self.store.update(item.id, now=self.clock(), init_started_at=self.clock(),
                                  init_count=item.init_count + 1)
@@ -238,7 +300,7 @@ class Pipeline(Outcomes):
             self.store.update(item_id, now=self.clock(), staged=names)
 
         try:
-            result = self.publisher.init(item, account, log, on_staged=staged)
+            result = self.publisher.init(item, account, log, on_staged=staged, media=media)
         except TikTokError as exc:
             if exc.code != "network_error":
                 # TikTok answered (with a refusal): no upload task exists, so nothing is ambiguous.
@@ -302,6 +364,7 @@ class Pipeline(Outcomes):
                 return self._park(item, self.clock() + DISK_RETRY_SECONDS, "disk", log, detail=reason)
             if (name, settings_name) != (item.name, item.settings_name):
                 item = self.store.update(item.id, now=self.clock(), name=name, settings_name=settings_name)
+            item = self._moved(item, processing / name)
         log.info("moved_to_processing")
         return item
 
@@ -316,8 +379,9 @@ class Pipeline(Outcomes):
                 raise Stopped
             if self._changed(item, path):
                 return self._new_content(item, path, log)
+            assert self.media is not None  # _changed opened it
             try:
-                ack = self.publisher.put_chunk(item, path, first, last)
+                ack = self.publisher.put_chunk(item, self.media, first, last)
             except MediaError as exc:
                 if exc.code != "file_changed":
                     raise
@@ -348,12 +412,20 @@ class Pipeline(Outcomes):
                                      uploaded_bytes=item.size)
 
     def _changed(self, item: Item, path: Path) -> bool:
-        """True when the file is no longer the one recorded (size, mtime, inode) or is gone."""
+        """True when ``path`` no longer holds the file recorded (size, mtime, ctime, inode: a rewrite in
+        place with its mtime put back shows in the change time), or is gone, or is a link."""
         try:
-            stat = os.stat(path)
-        except FileNotFoundError:
+            media = self._open_media(item, path)
+        except NotTheFile:
             return True
-        return (stat.st_size, stat.st_mtime_ns, stat.st_ino) != (item.size, item.mtime_ns, item.ino)
+        return not media.still_at(path)
+
+    def _media_for(self, item: Item) -> OpenMedia | None:
+        """The item's open file for an init (staging a pulled video reads from it); None for a folder."""
+        path = self.folder(item, item.folder) / item.name
+        if what_is(path) == "folder":
+            return None
+        return self._open_media(item, path)
 
     def _new_content(self, item: Item, path: Path, log: Any) -> Item:
         """The file changed (or went) during its upload: abandon TikTok's task (it never gets the rest, so
@@ -361,15 +433,21 @@ class Pipeline(Outcomes):
         if item.publish_id:
             item = self._orphan(item, f"publish_id {item.publish_id} abandoned: the file changed while it "
                                       "was being uploaded", log, answered=True)
-        try:
-            stat = os.stat(path)
-        except FileNotFoundError:
+        self._close_media()
+        what = what_is(path)
+        if what == "gone":
             return self._fail(item, "file_gone", f"the file was taken out of {item.folder}/ while it was being "
                               "uploaded", log)
+        if what != "file":
+            # A link (or a pipe, a folder) now has the name: nothing of it is read or sent.
+            return self._fail(item, "file_changed", f"{NotTheFile(what, item.name).message}; the upload was "
+                              "abandoned", log)
+        stat = os.lstat(path)
         self.publisher.release(item)
         log.warning("file_changed", size=stat.st_size)
         item = self.store.update(item.id, now=self.clock(), size=stat.st_size, mtime_ns=stat.st_mtime_ns,
-                                 ino=stat.st_ino, sha256=None, publish_id=None, upload_url=None,
+                                 ctime_ns=stat.st_ctime_ns, ino=stat.st_ino, sha256=None, publish_id=None,
+                                 upload_url=None,
                                  upload_expires_at=None, uploaded_bytes=0, init_started_at=None, staged=[],
                                  chunk_size=None, chunk_count=None, status=None)
         return self._park(item, self.clock() + self.settings.watch.settle_seconds, "settling", log,

@@ -17,9 +17,9 @@ from watchfolder.core.errors import AuthError, MediaError, TikTokError, Watchfol
 from watchfolder.core.model import SCOPE_FOR_MODE, Action, Item, Kind, Mode, VideoSource
 from watchfolder.daemon.pacing import Pacer
 from watchfolder.intake import entries
-from watchfolder.media import convert
-from watchfolder.media import probe as media
+from watchfolder.media import convert, probe
 from watchfolder.mediahost.host import MediaHost, Staged
+from watchfolder.openfile import OpenFolder, OpenMedia
 from watchfolder.tiktok import chunks
 from watchfolder.tiktok.client import PublishStatus, TikTokClient
 from watchfolder.tiktok.tokens import TokenManager, TokenStore
@@ -81,8 +81,9 @@ class Publisher:
         stored = json.loads(item.post_info or "{}")
         return postsettings.from_dict(stored)
 
-    def check_creator(self, item: Item, account: AccountSettings, log: Any) -> None:
-        """Direct Post: ask creator_info before each post; refuse what TikTok would refuse, clearly."""
+    def check_creator(self, item: Item, account: AccountSettings, log: Any, media: OpenMedia | None = None) -> None:
+        """Direct Post: ask creator_info before each post; refuse what TikTok would refuse, clearly.
+        ``media``: the item's open file, read instead of its path (a video's duration)."""
         self.pacer.take(item.account, "creator_info")
         info = self.client.creator_info(self.token(item.account))
         log.info("creator_info", nickname=info.nickname, privacy_options=list(info.privacy_level_options),
@@ -98,9 +99,10 @@ class Publisher:
                        f"set one of: {options}",
             )
         if Kind(item.kind) is Kind.VIDEO:
-            duration = media.check_video(self.path_of(item)).duration_seconds
+            duration = probe.check_video(media.proc_path if media else self.path_of(item)).duration_seconds
             if duration is None:
-                duration = media.video_duration_ffprobe(self.path_of(item))
+                duration = (probe.video_duration_ffprobe(media.proc_path, pass_fds=(media.fd,)) if media
+                            else probe.video_duration_ffprobe(self.path_of(item)))
             limit = info.max_video_post_duration_sec
             if duration is not None and limit and duration > limit:
                 raise TikTokError("duration_too_long", f"{duration:.0f} s video, creator limit {limit} s",
@@ -109,17 +111,19 @@ class Publisher:
                                          f"{limit} s: trim it and drop it again")
 
     def init(self, item: Item, account: AccountSettings, log: Any,
-             on_staged: Callable[[list[str]], None] | None = None) -> dict[str, Any]:
+             on_staged: Callable[[list[str]], None] | None = None, media: OpenMedia | None = None) -> dict[str, Any]:
         """Send the init for the item; return the fields to commit (publish_id, upload_url, …).
 
-        Media TikTok pulls is staged first; ``on_staged`` gets the staged names before the init is sent.
+        Media TikTok pulls is staged first, from ``media`` (the item's open file) or, for a photo folder,
+        from each image opened without following links; ``on_staged`` gets the staged names before the
+        init is sent.
         """
         token = self.token(item.account)
         mode = Mode(account.mode)
         post = self.post_settings(item)
         now = self.clock()
         if Kind(item.kind) is Kind.PHOTO or VideoSource(account.video_source) is VideoSource.PULL_FROM_URL:
-            return self._init_pulled(item, token, mode, post, now, on_staged)
+            return self._init_pulled(item, token, mode, post, now, on_staged, media)
         plan = chunks.plan(item.size, self.settings.upload.chunk_size)
         if mode is Mode.DIRECT:
             result = self.client.init_direct_video(token, post_info=postsettings.video_post_info(post, mode),
@@ -132,12 +136,13 @@ class Publisher:
                 "chunk_size": plan.chunk_size, "chunk_count": plan.count}
 
     def _init_pulled(self, item: Item, token: str, mode: Mode, post: postsettings.PostSettings,
-                     now: float, on_staged: Callable[[list[str]], None] | None = None) -> dict[str, Any]:
+                     now: float, on_staged: Callable[[list[str]], None] | None = None,
+                     media: OpenMedia | None = None) -> dict[str, Any]:
         """Stage the item's media on the media host and send the PULL_FROM_URL init (photos, or a video
         of a pull_from_url account); return the fields to commit. A refused init releases what it staged."""
         try:
-            staged = self._stage_photos(item, now) if Kind(item.kind) is Kind.PHOTO else [
-                self._host().stage(self.path_of(item), now=now)]
+            staged = self._stage_photos(item, now, media) if Kind(item.kind) is Kind.PHOTO else [
+                self._host().stage(self.path_of(item), now=now, media=media)]
         except MediaError as exc:  # a conversion that failed: this image will not go
             raise TikTokError(exc.code, exc.message, action=Action.FAIL, advice=exc.message) from None
         except OSError as exc:  # disk full or unreadable now: worth another try later
@@ -170,37 +175,45 @@ class Publisher:
                                      "publish_dir in the config")
         return self.mediahost
 
-    def _stage_photos(self, item: Item, now: float) -> list[Staged]:
-        """Stage the item's images in post order; with photos.convert, a PNG or an image beyond 1080p
-        is staged as the converted JPEG (the user's file is left as it is)."""
+    def _stage_photos(self, item: Item, now: float, media: OpenMedia | None = None) -> list[Staged]:
+        """Stage the item's images in post order, each read from a descriptor (``media`` for a single
+        photo, else each image opened inside the folder without following links); with photos.convert,
+        a PNG or an image beyond 1080p is staged as the converted JPEG (the user's file is left as it is)."""
         path = self.path_of(item)
-        files = entries.photo_files(path, self.settings.watch.ignore) if path.is_dir() else [path]
         host = self._host()
         staged: list[Staged] = []
         try:
-            for file in files:
-                if not (self.settings.photos.convert and convert.needs_conversion(file)):
-                    staged.append(host.stage(file, now=now))
-                    continue
-                converted = convert.to_jpeg(file, host.staging_dir)
-                try:
-                    staged.append(host.stage(converted, now=now, suffix=".jpg"))
-                finally:
-                    converted.unlink(missing_ok=True)
+            if media is not None:
+                staged.append(self._stage_image(host, path, media, now))
+                return staged
+            with OpenFolder(path) as folder:
+                for file in entries.photo_files(path, self.settings.watch.ignore):
+                    with folder.open(file.name) as image:
+                        staged.append(self._stage_image(host, file, image, now))
         except BaseException:
             host.release([s.name for s in staged])
             raise
         return staged
 
+    def _stage_image(self, host: MediaHost, file: Path, image: OpenMedia, now: float) -> Staged:
+        if not (self.settings.photos.convert and convert.needs_conversion(image.proc_path)):
+            return host.stage(file, now=now, media=image)
+        converted = convert.to_jpeg(image.proc_path, host.staging_dir)
+        try:
+            return host.stage(converted, now=now, suffix=".jpg")
+        finally:
+            converted.unlink(missing_ok=True)
+
     def remaining_ranges(self, item: Item) -> list[tuple[int, int]]:
         plan = chunks.ChunkPlan(size=item.size, chunk_size=item.chunk_size or item.size, count=item.chunk_count or 1)
         return [(first, last) for first, last in plan.ranges() if last >= item.uploaded_bytes]
 
-    def put_chunk(self, item: Item, path: Path, first: int, last: int) -> ChunkAck:
-        """Send bytes ``first``..``last`` of ``path``: always a whole chunk of the plan, since TikTok's
-        upload host takes the next chunk only from its first byte."""
+    def put_chunk(self, item: Item, media: OpenMedia, first: int, last: int) -> ChunkAck:
+        """Send bytes ``first``..``last`` of the item's open file (never re-opened by name): always a whole
+        chunk of the plan, since TikTok's upload host takes the next chunk only from its first byte."""
         assert item.upload_url is not None
-        return self.uploader.put_chunk(item.upload_url, path, first, last, item.size, item.content_type or "video/mp4")
+        return self.uploader.put_chunk(item.upload_url, media.file, first, last, item.size,
+                                       item.content_type or "video/mp4", name=item.name)
 
     def status(self, item: Item) -> PublishStatus:
         assert item.publish_id is not None

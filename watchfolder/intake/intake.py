@@ -25,6 +25,7 @@ from watchfolder.intake.ignore import is_ignored
 from watchfolder.intake.watcher import WatchEvent
 from watchfolder.media import convert
 from watchfolder.media import probe as media
+from watchfolder.openfile import Identity, NotTheFile, OpenMedia
 from watchfolder.store.store import Store
 
 ORPHAN_SETTINGS_SECONDS = 600.0   # a settings file whose media never came goes to failed/ after this
@@ -145,6 +146,8 @@ class Intake:
             if key not in self.notices:
                 self.log.warning("symlink_left_alone", account=account, item=text.display_name(name))
             self.notices[key] = "a symlink: left alone (watchfolder never follows links out of the inbox)"
+            # A file taken in and then replaced by a link: the item is cancelled, the link never read.
+            self._cancel_if_waiting(account, name, now, note=NotTheFile("symlink", name).message)
             return True, 0
         open_item = self.store.find_open(account, name)
         if open_item is not None and open_item.folder == "processing":
@@ -171,6 +174,11 @@ class Intake:
             recorded = self._take_in(entry, fp, now)
         except PermissionError:
             self._unreadable(pending, now)
+            return False, 0
+        except NotTheFile:
+            # Swapped (for a link, another file) between the settle check and the open: look again.
+            self.settler.forget(_settle_key(key))
+            pending.recheck_at = now
             return False, 0
         self.notices.pop(key, None)
         return True, recorded
@@ -199,21 +207,21 @@ class Intake:
         self.notices[key] = TROUBLE_NOTE
         pending.recheck_at = now + TROUBLE_RECHECK
 
-    def _cancel_if_waiting(self, account: str, name: str, now: float) -> None:
+    def _cancel_if_waiting(self, account: str, name: str, now: float,
+                           note: str = "taken out of inbox/ before it was sent") -> None:
         item = self.store.find_open(account, name)
         if item is None or item.folder != "inbox":
             return
         if item.state in (State.QUEUED, State.WAITING, State.DETECTED):
-            self.store.transition(item.id, item.state, State.CANCELLED, now=now,
-                                  note="taken out of inbox/ before it was sent")
+            self.store.transition(item.id, item.state, State.CANCELLED, now=now, note=note)
             self.log.info("item_cancelled", account=account, item=text.display_name(name))
 
     def _refresh_identity(self, item_id: int, fp: settle.Fingerprint, now: float) -> None:
         item = self.store.get(item_id)
-        if (item.size, item.mtime_ns, item.ino) != (fp.size, fp.mtime_ns, fp.ino) and item.state in (
-            State.QUEUED, State.WAITING
-        ):
-            # New content under the same name, before anything was sent: it starts afresh.
+        if (item.size, item.mtime_ns, item.ctime_ns, item.ino) != (fp.size, fp.mtime_ns, fp.ctime_ns, fp.ino) \
+                and item.state in (State.QUEUED, State.WAITING):
+            # New content under the same name, before anything was sent (rewritten in place with its
+            # mtime put back too: the change time tells): it starts afresh.
             self.store.update(item.id, now=now, size=fp.size, mtime_ns=fp.mtime_ns, ctime_ns=fp.ctime_ns,
                               ino=fp.ino, sha256=None)
 
@@ -252,15 +260,25 @@ class Intake:
                 "settings_name": settings_name, "source_mode": str(account.mode)}
         kind = Kind.PHOTO if entry.kind in ("photo", "photo_set") else Kind.VIDEO
         try:
-            content_type = self._check_media(entry)
+            if entry.kind == "video":
+                # Sniffed from a descriptor opened without following links and proven to be the file
+                # that settled (NotTheFile otherwise): a link swapped in is never read.
+                with OpenMedia.open(entry.path, Identity(fp.ino, fp.size, fp.mtime_ns, fp.ctime_ns)) as opened:
+                    content_type = media.check_video(opened.proc_path).content_type
+            else:
+                content_type = self._check_media(entry)
             post = resolve_post_settings(account.defaults, inbox, entry, kind, str(account.mode),
                                          ignore_globs=self.settings.watch.ignore, zone=self.settings.zone())
+        except NotTheFile:
+            raise
         except MediaError as exc:
+            # Bounded and printable: a message may quote a name's stray bytes or a hostile value.
+            message = text.bounded(text.printable(exc.message), 4000)
             item = self.store.add_item(account=entry.account, name=entry.name, kind=str(kind), now=now,
-                                       state=State.FAILED, error_code=exc.code, error_message=exc.message,
-                                       note=exc.message, **base)
+                                       state=State.FAILED, error_code=exc.code, error_message=message,
+                                       note=message, **base)
             self.log.warning("item_refused", account=entry.account, item=text.display_name(entry.name),
-                             code=exc.code, reason=exc.message, item_id=item.id)
+                             code=exc.code, reason=message, item_id=item.id)
             return 1
         if kind is Kind.VIDEO and Mode(account.mode) is Mode.INBOX and post.title:
             self._warn_caption(entry.account, post.source_file)

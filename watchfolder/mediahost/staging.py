@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from watchfolder.openfile import OpenMedia
+
 INDEX_NAME = "index.json"
 STAGED_NAME = re.compile(r"[A-Za-z0-9_-]{32}(\.[a-z0-9]{1,8})?")  # token_urlsafe(24) + an optional extension
 _TEMP_PREFIX, _TEMP_SUFFIX = ".watchfolder-", ".tmp"
@@ -47,12 +49,14 @@ class Staging:
         self.staging_dir.mkdir(parents=True, exist_ok=True)
         self._index = self._read_index()
 
-    def stage(self, source: Path, *, now: float, suffix: str | None = None) -> Staged:
+    def stage(self, source: Path, *, now: float, suffix: str | None = None, media: OpenMedia | None = None) -> Staged:
         """Given a file and the time, place it under a fresh unguessable name and return where TikTok finds it.
 
         The name is 24 random bytes (URL-safe) plus ``suffix`` or the source's lower-cased extension.
         The file is hard-linked when that is possible and changes nothing about the source, else
         copied (temp file, then rename); it is readable by all (0644) and nothing is overwritten.
+        With ``media`` (the source, already open), the bytes come from that descriptor: a link is kept
+        only if it proves to be the same file, and a name swapped for a symlink is never followed.
         Raise ValueError for a bad suffix, OSError if the source cannot be read or placed.
         """
         extension = (suffix if suffix is not None else Path(source).suffix).lower()
@@ -65,7 +69,10 @@ class Staging:
             # missing file (harmless), never a file that no sweep knows about.
             self._index[name] = expires_at
             self._write_index()
-        self._place(Path(source), self.files_dir / name)
+        if media is not None:
+            self._place_open(Path(source), media, self.files_dir / name)
+        else:
+            self._place(Path(source), self.files_dir / name)
         return Staged(name, self.url_prefix + name, self.files_dir / name, expires_at)
 
     def _place(self, source: Path, dest: Path) -> None:
@@ -84,6 +91,30 @@ class Staging:
                 shutil.copyfileobj(src, dst, _BLOCK)
                 os.fchmod(dst.fileno(), 0o644)
             if os.path.lexists(dest):  # 192 random bits make this unreachable; it guards the promise anyway
+                raise FileExistsError(f"staged name already taken: {dest.name}")
+            os.rename(temp, dest)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def _place_open(self, source: Path, media: OpenMedia, dest: Path) -> None:
+        if stat.S_IMODE(media.stat().st_mode) & 0o044 == 0o044:
+            try:
+                os.link(source, dest, follow_symlinks=False)
+            except FileExistsError:
+                raise
+            except OSError:
+                pass  # another filesystem, no hard links, or the name is gone: copy from the descriptor
+            else:
+                if os.path.samestat(os.lstat(dest), media.stat()):
+                    return
+                os.unlink(dest)  # the name held another file (or a link) by now: never serve that
+        temp = dest.with_name(f"{_TEMP_PREFIX}{secrets.token_hex(8)}{_TEMP_SUFFIX}")
+        try:
+            with open(temp, "xb") as dst:
+                for block in media.blocks(_BLOCK):
+                    dst.write(block)
+                os.fchmod(dst.fileno(), 0o644)
+            if os.path.lexists(dest):
                 raise FileExistsError(f"staged name already taken: {dest.name}")
             os.rename(temp, dest)
         finally:

@@ -19,6 +19,7 @@ import queue
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,7 +28,7 @@ import requests
 from watchfolder import __version__, logs
 from watchfolder.config.settings import Settings
 from watchfolder.core.errors import AuthError
-from watchfolder.core.text import display_name, iso
+from watchfolder.core.text import bounded, display_name, iso, printable
 from watchfolder.daemon.hooks import DaemonView
 
 SCAN_SECONDS = 2.0        # how often the store is looked at for new failures and pauses
@@ -115,7 +116,11 @@ class Sender:
         self.thread.start()
 
     def put(self, event: Event) -> None:
-        self.queue.put(event)
+        # Whatever an error message quoted (bytes of a name that were not UTF-8, a huge value), what is
+        # sent is valid UTF-8 of a bounded size.
+        self.queue.put(dataclasses.replace(event, title=bounded(printable(event.title), 250),
+                                           message=bounded(printable(event.message), 4000),
+                                           account=printable(event.account)))
 
     def close(self, timeout: float = 10.0) -> None:
         """Send what is queued, for ``timeout`` seconds at most, then stop the thread."""
@@ -128,10 +133,26 @@ class Sender:
     def _run(self) -> None:
         while (event := self.queue.get()) is not None:
             if self.webhook:
-                self._post(self.webhook, event, json=webhook_payload(event, self.host))
+                self._guarded(event, self._webhook)
             if self.ntfy:
-                headers, body = ntfy_request(event)
-                self._post(self.ntfy, event, data=body, headers=headers)
+                self._guarded(event, self._ntfy)
+
+    def _guarded(self, event: Event, send: Callable[[Event], None]) -> None:
+        """Send one event to one target; whatever it raises is logged, and the thread lives on."""
+        try:
+            send(event)
+        except Exception as exc:  # noqa: BLE001 - one odd event must not silence every later one
+            self.log.error("notification_error", kind=event.kind, account=event.account,
+                           error=f"{type(exc).__name__}: {exc}")
+
+    def _webhook(self, event: Event) -> None:
+        assert self.webhook is not None
+        self._post(self.webhook, event, json=webhook_payload(event, self.host))
+
+    def _ntfy(self, event: Event) -> None:
+        assert self.ntfy is not None
+        headers, body = ntfy_request(event)
+        self._post(self.ntfy, event, data=body, headers=headers)
 
     def _post(self, url: str, event: Event, **request: Any) -> None:
         target = urlsplit(url).netloc  # the path may be a secret topic name: log the host only
@@ -207,10 +228,11 @@ class Notifier:
                 self._put(done_event(item, name, self._mode(item.account), now))
                 self.state["event_id"] = event_id
                 continue
-            error = {"code": item.error_code, "message": item.error_message, "log_id": item.error_log_id}
+            message = bounded(printable(item.error_message or ""), 2000)
+            error = {"code": item.error_code, "message": message, "log_id": item.error_log_id}
             self._put(Event(
                 "item_failed", "error", item.account, f"{item.account}: {name} failed",
-                f"{name} ({item.account}) went to failed/: {item.error_code}: {item.error_message or ''}".strip(),
+                f"{name} ({item.account}) went to failed/: {item.error_code}: {message}".strip(),
                 now, {"item": name, "item_id": item.id, "kind": item.kind, "error": error}))
             self.state["event_id"] = event_id
         if not rows:  # move past other events too, so the next query starts near the end of the table

@@ -12,6 +12,7 @@ so messages name only the host, never the URL.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
 import json
@@ -27,6 +28,7 @@ from urllib.parse import urlsplit
 
 from watchfolder import __version__
 from watchfolder.core.errors import MediaError, TikTokError
+from watchfolder.core.text import display_name
 from watchfolder.tiktok import codes, transport
 
 BLOCK = 1024 * 1024
@@ -71,10 +73,11 @@ class ChunkUploader:
         self._ssl_context = ssl_context
         self._connections: dict[tuple[str, str], http.client.HTTPConnection] = {}
 
-    def put_chunk(self, upload_url: str, path: Path, first: int, last: int, total: int,
-                  content_type: str) -> ChunkAck:
+    def put_chunk(self, upload_url: str, source: Path | io.BufferedIOBase, first: int, last: int, total: int,
+                  content_type: str, *, name: str | None = None) -> ChunkAck:
         """Given an upload_url and the inclusive byte range ``first..last`` of the ``total``-byte file
-        at ``path``, PUT those bytes and return TikTok's progress.
+        ``source`` (a path, or a binary file already open, which is read by offset and left open),
+        PUT those bytes and return TikTok's progress. ``name`` is the file's name for messages.
 
         Raise TikTokError: ``range_mismatch`` (a RangeMismatchError with ``resume_offset``, RETRY),
         ``upload_url_expired`` / ``upload_not_found`` (REINIT), ``upload_rejected`` (FAIL),
@@ -91,9 +94,10 @@ class ChunkUploader:
             target = "/" + target
         key = (parts.scheme, parts.netloc)
         count = last - first + 1
-        with open(path, "rb") as file:
+        shown = display_name(name or (source.name if isinstance(source, Path) else "the file"))
+        with open(source, "rb") if isinstance(source, Path) else contextlib.nullcontext(source) as file:
             if os.fstat(file.fileno()).st_size < last + 1:
-                raise MediaError("file_changed", f"{path.name} is shorter than the {total:,} bytes being sent")
+                raise MediaError("file_changed", f"{shown} is shorter than the {total:,} bytes being sent")
             try:
                 connection = self._connection(key)
             except OSError as exc:
@@ -110,7 +114,7 @@ class ChunkUploader:
                 return self._answer_after_failed_send(key, connection, parts.netloc, first, last, exc)
             if sent != count:
                 self._drop(key)
-                raise MediaError("file_changed", f"{path.name} shrank while it was being sent")
+                raise MediaError("file_changed", f"{shown} shrank while it was being sent")
         return self._answer(key, connection, parts.netloc, first, last)
 
     def close(self) -> None:
@@ -190,7 +194,7 @@ class ChunkUploader:
             connection.close()
 
 
-def _send_body(connection: http.client.HTTPConnection, file: io.BufferedReader, first: int, count: int) -> int:
+def _send_body(connection: http.client.HTTPConnection, file: io.BufferedIOBase, first: int, count: int) -> int:
     """Stream ``count`` bytes of ``file`` from ``first``; return how many were sent (fewer only if
     the file shrank under us)."""
     sock = connection.sock

@@ -1,0 +1,312 @@
+"""Someone with write access to an inbox attacks the daemon: a file swapped for a symlink to the token file
+after it was taken in, a file rewritten in place with its mtime put back. Against the real daemon and the
+emulator: not one byte of a link's target reaches TikTok, and the sha256 in the sidecar is what was sent."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import resource
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness import Rig, wait_for
+from tests.test_notify import Receiver, notify_rig, start
+from tests.test_photos import hosted_rig, inits, staged_files
+from watchfolder import logs
+from watchfolder.core.model import State
+from watchfolder.daemon import finish
+from watchfolder.daemon import publisher as publish
+from watchfolder.media import samples
+from watchfolder.ops import notify, report
+from watchfolder.store.store import Store
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _schedule(rig: Rig, tmp_path: Path, name: str, make: Callable[[Path], Any]) -> Path:
+    """Drop ``name`` with a settings file holding it for an hour; return its path once it is scheduled."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(rig.emulator.clock.now() + 3600))
+    make(tmp_path / name)
+    if (tmp_path / name).is_dir():
+        (tmp_path / name / "post.yaml").write_text(f'publish_at: "{stamp}"\n', encoding="utf-8")
+    else:
+        stem = os.path.splitext(name)[0]
+        (tmp_path / f"{stem}.yaml").write_text(f'publish_at: "{stamp}"\n', encoding="utf-8")
+        rig.drop("alice", f"{stem}.yaml", tmp_path / f"{stem}.yaml")
+    path = rig.drop("alice", name, tmp_path / name)
+
+    def scheduled() -> bool:
+        rows = report.collect(rig.settings, rig.emulator.clock.now())["items"]
+        return any(row["name"] == name and row["wait_reason"] == "publish_at" for row in rows)
+
+    wait_for(scheduled, 15, what=f"{name} scheduled")
+    return path
+
+
+def _items(rig: Rig) -> list[Any]:
+    store = Store(rig.state_dir, readonly=True)
+    try:
+        return store.items(account="alice")
+    finally:
+        store.close()
+
+
+def _swap_for_link(path: Path, target: Path) -> None:
+    """What an attacker does: the taken-in file goes, a link to a secret takes its name."""
+    os.unlink(path)
+    os.symlink(target, path)
+
+
+def _token_file(rig: Rig) -> Path:
+    return rig.state_dir / "tokens" / "alice.json"
+
+
+def test_a_waiting_video_swapped_for_a_link_to_the_token_file_sends_nothing(make_rig, tmp_path: Path) -> None:
+    """Taken in, hashed, waiting for publish_at; then replaced by a symlink to the account's token file.
+    When its time comes the item is cancelled: no init, no chunk, nothing of the tokens at TikTok, and
+    the link is left where it is."""
+    rig = make_rig()
+    rig.start()
+    path = _schedule(rig, tmp_path, "clip.mp4", lambda p: samples.write_mp4(p, size=120_000))
+    secret = _token_file(rig).read_bytes()
+    _swap_for_link(path, _token_file(rig))
+
+    rig.emulator.clock.advance(3601)
+
+    wait_for(lambda: _items(rig)[0].state == "cancelled", 15, what="the item cancelled")
+    (item,) = _items(rig)
+    assert inits(rig) == [] and rig.emulator.records.publishes == []
+    assert [r for r in rig.emulator.records.requests if r.endpoint == "upload"] == []
+    history = Store(rig.state_dir, readonly=True).history(item.id)
+    assert "replaced by a symlink" in (history[-1]["detail"] or "")
+    assert path.is_symlink() and _token_file(rig).read_bytes() == secret
+    assert secret.decode() not in (rig.folder("alice", "inbox") / "clip.yaml").read_text()
+
+
+def test_a_link_swapped_in_during_the_upload_gets_nothing_of_its_target_sent(make_rig, tmp_path: Path,
+                                                                              monkeypatch) -> None:
+    """The swap lands just before the first chunk goes: the chunk comes from the descriptor opened when
+    the file was checked, so TikTok receives exactly the dropped video's bytes, none of the token file."""
+    rig = make_rig()
+    original = publish.Publisher.put_chunk
+    swapped: list[Path] = []
+
+    def swap_then_send(self: Any, item: Any, *args: Any, **kwargs: Any) -> Any:
+        if not swapped:
+            path = rig.folder("alice", "processing") / item.name
+            _swap_for_link(path, _token_file(rig))
+            swapped.append(path)
+        return original(self, item, *args, **kwargs)
+
+    monkeypatch.setattr(publish.Publisher, "put_chunk", swap_then_send)
+    rig.start()
+    video = samples.write_mp4(tmp_path / "clip.mp4", size=150_000)
+    digest = _digest(video.read_bytes())
+    rig.drop("alice", "clip.mp4", video)
+
+    wait_for(lambda: swapped and _items(rig)[0].state in ("done", "failed"), 20, what="the item finished")
+
+    secret = _digest(_token_file(rig).read_bytes())
+    assert [p.sha256 for p in rig.emulator.records.publishes] == [digest]
+    assert secret != digest
+    assert all(p.received_bytes == 150_000 for p in rig.emulator.records.publishes)
+
+
+def test_a_waiting_photo_swapped_for_a_link_is_never_staged(tmp_path: Path) -> None:
+    """A photo waits for publish_at, then becomes a link to the token file: nothing is staged on the
+    media host (whose files TikTok pulls), nothing is sent, the item is cancelled."""
+    with hosted_rig(tmp_path) as rig:
+        rig.start()
+        path = _schedule(rig, tmp_path, "pic.jpg", lambda p: samples.write_jpeg(p, seed=3))
+        _swap_for_link(path, _token_file(rig))
+
+        rig.emulator.clock.advance(3601)
+
+        wait_for(lambda: _items(rig)[0].state == "cancelled", 15, what="the photo cancelled")
+        assert inits(rig) == [] and staged_files(rig) == []
+
+
+def test_an_image_of_a_photo_folder_swapped_for_a_link_is_left_out_and_never_read(tmp_path: Path) -> None:
+    """In a scheduled photo folder one image becomes a link to the token file: the folder is taken again
+    as new content and posted with the images that are files; the link's target is never staged."""
+    with hosted_rig(tmp_path) as rig:
+        rig.start()
+
+        def folder(path: Path) -> None:
+            path.mkdir()
+            for number in (1, 2):
+                samples.write_jpeg(path / f"{number}.jpg", seed=number)
+
+        path = _schedule(rig, tmp_path, "trip", folder)
+        _swap_for_link(path / "2.jpg", _token_file(rig))
+
+        rig.emulator.clock.advance(3601)
+
+        secret = _digest(_token_file(rig).read_bytes())
+        wait_for(lambda: rig.emulator.records.publishes or _items(rig)[0].state == "cancelled", 20,
+                 what="the folder sent or cancelled")
+        for record in rig.emulator.records.publishes:
+            assert secret not in record.photo_sha256s
+            assert len(record.photo_urls) == 1
+
+
+def test_a_file_rewritten_in_place_with_its_mtime_put_back_is_hashed_again(make_rig, tmp_path: Path) -> None:
+    """Hashed, its first init refused by a TikTok hiccup, so it waits for a retry; meanwhile rewritten in
+    place (same size, same inode) with its mtime put back, as some sync tools do. The change time gives
+    it away: the sidecar's sha256 is the hash of the bytes TikTok received, not of the earlier content."""
+    rig = make_rig(overrides={"upload.retry_initial": 600, "upload.retry_max": 600})
+    rig.emulator.faults.fail_next("inbox_init", kind="5xx")
+    rig.start()
+    video = samples.write_mp4(tmp_path / "clip.mp4", size=120_000)
+    first = _digest(video.read_bytes())
+    path = rig.drop("alice", "clip.mp4", video)
+    wait_for(lambda: inits(rig) and _items(rig)[0].state == "waiting", 15, what="the init refused once")
+    assert _items(rig)[0].sha256 == first
+    before = os.stat(path)
+    data = bytearray(path.read_bytes())
+    data[-16:] = bytes(range(16))  # inside the mdat payload: still a valid video
+    time.sleep(0.02)  # a later change time than the first write's, on any clock granularity
+    with open(path, "r+b") as handle:
+        handle.write(data)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (os.stat(path).st_mtime_ns, os.stat(path).st_ino, os.stat(path).st_size) == (
+        before.st_mtime_ns, before.st_ino, before.st_size)
+
+    rig.emulator.clock.advance(700)
+
+    sidecar = rig.wait_sidecar("alice", "clip.mp4")
+    assert sidecar["sha256"] == _digest(bytes(data)) != first
+    assert [p.sha256 for p in rig.emulator.records.publishes] == [sidecar["sha256"]]
+
+
+# ---- settings files built to explode (point 2) -----------------------------------------------------
+
+BOMB = "\n".join(["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+                 + [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 9)}]" for n in range(1, 10)]
+                 + ["title: *a9", ""])
+
+
+def test_an_alias_bomb_settings_file_is_refused_small_and_fast(make_rig, tmp_path: Path) -> None:
+    """A few hundred bytes of nested YAML aliases ("billion laughs") beside a video: the video goes to
+    failed/ as bad_post_settings naming the aliases, with a sidecar under 64 KiB, no log line over 24 KiB,
+    and the daemon's memory barely moves; a settings file over 64 KiB and a 60,000-character value are
+    refused with messages that quote a bounded piece only. Nothing is sent to TikTok."""
+    buffer = io.StringIO()
+    logs.configure("info", json=True, stream=buffer)
+    rig = make_rig()
+    rig.start()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    assert len(BOMB) < 1000
+    cases = {"bomb": BOMB, "huge": "title: " + "x" * 100_000 + "\n",
+             "long-value": "privacy_level: " + "EVERYONE" * 7_500 + "\n"}
+    for number, (case, content) in enumerate(cases.items()):
+        (tmp_path / f"{case}.yaml").write_text(content, encoding="utf-8")
+        rig.drop("alice", f"{case}.yaml", tmp_path / f"{case}.yaml")
+        rig.drop("alice", f"{case}.mp4", samples.write_mp4(tmp_path / f"{case}.mp4", size=90_000 + number))
+
+    sidecars = {case: rig.wait_sidecar("alice", f"{case}.mp4", "failed") for case in cases}
+
+    assert "aliases (*name) are not allowed" in sidecars["bomb"]["error"]["message"] or \
+        "anchors (&name) are not allowed" in sidecars["bomb"]["error"]["message"]
+    assert "over 64 KiB" in sidecars["huge"]["error"]["message"]
+    assert "EVERYONEEVERYONE" in sidecars["long-value"]["error"]["message"]
+    for case, sidecar in sidecars.items():
+        assert sidecar["error"]["code"] == "bad_post_settings", case
+        assert len(sidecar["error"]["message"]) < 1000, case
+        assert (rig.folder("alice", "failed") / f"{case}.mp4.json").stat().st_size < 64 * 1024, case
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024  # KiB: under 100 MB more
+    rig.stop()
+    assert max(len(line) for line in buffer.getvalue().splitlines()) < 24 * 1024
+    assert rig.emulator.records.requests == []
+
+
+def test_a_sidecar_stays_under_64_kib_whatever_its_record_holds(tmp_path: Path) -> None:
+    """The sidecar of a record with a megabyte error message and a thousand retries is cut to size: the
+    message bounded, the history kept at its first and last events with a count of those left out."""
+    store = Store(tmp_path)
+    item = store.add_item(account="alice", name="clip.mp4", kind="video", now=0.0, state=State.FAILED,
+                          error_code="bug", error_message="x" * 1_000_000)
+    for number in range(1000):
+        store.note(item.id, "waiting", now=float(number), detail="d" * 5000)
+
+    data = finish.sidecar(store.get(item.id), store.history(item.id), 10.0)
+    store.close()
+
+    text = json.dumps(data, ensure_ascii=False, indent=2)
+    assert len(text.encode()) < 64 * 1024
+    assert data["error"]["message"].startswith("xxx") and "more characters" in data["error"]["message"]
+    assert any(event.get("detail") == "952 events left out" for event in data["history"])
+
+
+# ---- names that are not UTF-8 (point 5) ------------------------------------------------------------
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    serving = Receiver()
+    yield serving
+    serving.close()
+
+
+def test_names_that_are_not_utf8_are_posted_refused_and_announced(make_rig, receiver, tmp_path: Path) -> None:
+    """Names in Latin-1 bytes, as SMB clients write them: a video with such a settings file is posted
+    with its caption; one whose settings file is bad goes to failed/ and is announced; the sidecars are
+    valid UTF-8 JSON showing the stray bytes as \\xNN; and the notification after that one (a plain
+    name) is still delivered, so the sender thread lived through the odd one."""
+    rig = notify_rig(make_rig, receiver)
+    start(rig, receiver)
+    inbox = rig.folder("alice", "inbox")
+    good, bad = os.fsdecode(b"f\xeate"), os.fsdecode(b"caf\xe9 \xff")
+    (tmp_path / "good.yaml").write_text("title: une f\u00eate\n", encoding="utf-8")
+    rig.drop("alice", f"{good}.yaml", tmp_path / "good.yaml")
+    rig.drop("alice", f"{good}.mp4", samples.write_mp4(tmp_path / "good.mp4", size=90_000))
+    (tmp_path / "bad.yaml").write_text("titel: oops\n", encoding="utf-8")
+    rig.drop("alice", f"{bad}.yaml", tmp_path / "bad.yaml")
+    rig.drop("alice", f"{bad}.mp4", samples.write_mp4(tmp_path / "bad.mp4", size=91_000))
+
+    posted = wait_for(lambda: _sidecar_bytes(rig, "done", f"{good}.mp4"), 30, what="the good one in done/")
+    refused = wait_for(lambda: _sidecar_bytes(rig, "failed", f"{bad}.mp4"), 30, what="the bad one in failed/")
+    wait_for(lambda: receiver.at("/topic"), 10, what="the first notification")
+    (tmp_path / "notes.docx").write_bytes(b"not a video")
+    rig.drop("alice", "notes.docx", tmp_path / "notes.docx")
+
+    for sidecar in (posted, refused):
+        json.loads(sidecar.decode("utf-8"))  # strict: valid UTF-8 and valid JSON
+    done = json.loads(posted)
+    assert done["name"] == "f\\xeate.mp4" and done["settings_file"] == "f\\xeate.yaml"
+    assert done["post_settings"]["title"] == "une f\u00eate"
+    failed = json.loads(refused)
+    assert failed["error"]["code"] == "bad_post_settings" and "caf\\xe9 \\xff.yaml" in failed["error"]["message"]
+    assert (rig.folder("alice", "failed") / f"{bad}.yaml").exists() and not (inbox / f"{good}.mp4").exists()
+    topics = wait_for(lambda: len(receiver.at("/topic")) >= 2 and receiver.at("/topic"), 15,
+                      what="the notification after the odd one")
+    hooks = wait_for(lambda: len(receiver.at("/hook")) >= 2 and receiver.at("/hook"), 15, what="both webhooks")
+    assert "caf\\xe9 \\xff" in topics[0].body.decode("utf-8") and "notes.docx" in topics[1].body.decode("utf-8")
+    assert [hook.json()["item"] for hook in hooks] == ["caf\\xe9 \\xff.mp4", "notes.docx"]
+
+
+def _sidecar_bytes(rig: Rig, folder: str, name: str) -> bytes | None:
+    path = rig.folder("alice", folder) / f"{name}.json"
+    return path.read_bytes() if path.exists() else None
+
+
+def test_the_notification_thread_survives_an_exception_in_one_send(receiver) -> None:
+    """Whatever breaks inside one send (here the receiver's URL makes requests raise a ValueError-like
+    error), the sender logs it and delivers the next event."""
+    sender = notify.Sender(webhook="http://[not-a-host/hook", ntfy=receiver.url + "/topic",
+                           retry_delays=(0.01,), timeout=5)
+    try:
+        for number in (1, 2):
+            sender.put(notify.Event("item_failed", "error", "alice", f"alice: {number} failed", f"n{number}", 0.0))
+        wait_for(lambda: len(receiver.at("/topic")) == 2, 10, what="both ntfy posts")
+        assert sender.thread.is_alive()
+    finally:
+        sender.close()
