@@ -143,8 +143,8 @@ class BoundedHandler(BaseHTTPRequestHandler):
     server: BoundedServer  # type: ignore[assignment]
     protocol_version = "HTTP/1.1"
     default_request_version = "HTTP/1.0"  # no HTTP/0.9: every answer, errors too, starts with a status line
-    request: Request  # type: ignore[assignment]  # a Request instead of a bare socket
-    wfile: _Writer  # type: ignore[assignment]
+    request: Request  # a Request instead of a bare socket
+    wfile: _Writer
 
     def setup(self) -> None:
         """Read from the request the selector received; write to the socket under the deadline."""
@@ -380,7 +380,7 @@ class BoundedServer:
     def _examine(self, conn: _Conn) -> None:
         """Dispatch the request when complete, refuse it when over a limit, else keep waiting."""
         limits = self.limits
-        while conn.buffer[:1] in (b"\r", b"\n"):
+        while conn.buffer and conn.buffer[0] in b"\r\n":
             del conn.buffer[:1]  # empty lines before a request line are to be ignored (RFC 9112)
         line_end = conn.buffer.find(b"\n", 0, limits.max_request_line + 1)
         if line_end < 0 and len(conn.buffer) > limits.max_request_line:

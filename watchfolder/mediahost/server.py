@@ -75,7 +75,7 @@ class _Server(BoundedServer):
 class _Handler(BoundedHandler):
     """GET and HEAD of staged names only; everything else is 404 or 405. Never a listing, never a redirect."""
 
-    server: _Server  # type: ignore[assignment]
+    server: _Server
 
     def version_string(self) -> str:
         return "watchfolder"  # no Python version in the Server header

@@ -92,7 +92,7 @@ class _Server(BoundedServer):
 
 
 class _Handler(BoundedHandler):
-    server: _Server  # type: ignore[assignment]
+    server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # http.server's name
         return None  # scrapes every 15 s would drown the daemon's own lines
