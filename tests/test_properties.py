@@ -18,12 +18,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from watchfolder.config import post
 from watchfolder.config import settings as config
 from watchfolder.core.errors import ConfigError, MediaError
+from watchfolder.core.model import Kind, Mode
 from watchfolder.core.text import display_name
 from watchfolder.httpserve import Unsatisfiable, byte_range
 from watchfolder.intake import entries
@@ -174,6 +175,22 @@ structures = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
 settings_maps = st.dictionaries(st.sampled_from(sorted(post.KEYS)) | st.text(max_size=20), structures, max_size=8)
 
 
+@SLOW
+@example(values={"x" * 5000: 1, "title": 7}, kind=Kind.VIDEO, mode=Mode.DIRECT,
+         defaults={"brand_content_toggle": "x" * 10_000, "privacy_level": ["x" * 10_000]})
+@given(values=settings_maps, kind=st.sampled_from(list(Kind)), mode=st.sampled_from(list(Mode)),
+       defaults=settings_maps)
+def test_resolve_on_random_settings(values: dict[str, object], kind: Kind, mode: Mode,
+                                    defaults: dict[str, object]) -> None:
+    try:
+        post.resolve(defaults, values, kind=kind, mode=mode, source_name="clip.yaml")
+    except MediaError as error:
+        assert error.code == "bad_post_settings"
+        assert len(str(error)) < MESSAGE_LIMIT, f"{len(str(error))} characters"
+    problems = post.check_keys_and_values(defaults, "accounts.alice.defaults")
+    assert all(len(problem) < MESSAGE_LIMIT for problem in problems)
+
+
 def _settings_file(scratch: Path, data: bytes, suffix: str) -> None:
     path = scratch / f"clip{suffix}"
     path.write_bytes(data)
@@ -202,6 +219,26 @@ def test_settings_files_of_random_yaml(scratch: Path, value: object) -> None:
 
 _SECTIONS = ["tiktok", "watch", "upload", "media_host", "photos", "metrics", "notify", "accounts", "state_dir",
              "root", "dedupe", "log"]
+_known = {section: sorted(keys) for section, keys in config.KEYS.items()}
+
+
+def _section(name: str) -> st.SearchStrategy[dict[str, object]]:
+    return st.dictionaries(st.sampled_from(_known[name]) | st.text(max_size=10), structures, max_size=6)
+
+
+accounts_maps = st.dictionaries(
+    st.text(max_size=20) | st.sampled_from(["alice", "Alice", "x" * 5000, ".hidden", "a/b"]) | st.integers(),
+    st.none() | structures | st.fixed_dictionaries({}, optional={
+        "mode": scalars, "video_source": scalars, "defaults": settings_maps | structures}),
+    max_size=4)
+configs = st.dictionaries(st.sampled_from(_SECTIONS) | st.text(max_size=10), structures, max_size=8) | \
+    st.fixed_dictionaries({}, optional={
+        "root": scalars, "state_dir": scalars, "tiktok": _section("tiktok"), "watch": _section("watch"),
+        "upload": _section("upload"), "dedupe": scalars, "media_host": _section("media_host"),
+        "photos": _section("photos"), "metrics": _section("metrics"), "notify": _section("notify"),
+        "accounts": accounts_maps, "log_level": scalars})
+
+
 def _load(scratch: Path, text: bytes) -> None:
     path = scratch / "config.yaml"
     path.write_bytes(text)
@@ -215,6 +252,13 @@ def _load(scratch: Path, text: bytes) -> None:
 @given(data=st.binary(max_size=1024))
 def test_config_loader_on_random_bytes(scratch: Path, data: bytes) -> None:
     _load(scratch, data)
+
+
+@SLOW
+@example(value={"accounts": {"x" * 5000: None}, "tiktok": {"x" * 5000: 1}})
+@given(value=configs)
+def test_config_loader_on_random_structures(scratch: Path, value: object) -> None:
+    _load(scratch, yaml.safe_dump(value, allow_unicode=True).encode())
 
 
 # --- the Range parser ---------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from watchfolder.config.values import Converter, parse_duration, parse_listen
 from watchfolder.core import zones
 from watchfolder.core.errors import ConfigError, UsageError
 from watchfolder.core.model import Mode, VideoSource
+from watchfolder.core.text import bounded, printable
 
 __all__ = ["ConfigError", "Settings", "load", "parse_duration", "parse_listen"]
 
@@ -176,7 +177,8 @@ class _Walk:
         self.problems: list[str] = []
 
     def problem(self, key: str, text: str) -> None:
-        self.problems.append(f"at '{key}': {text}")
+        # A key path holds names from the file (an account name of any length): shown bounded, printable.
+        self.problems.append(f"at '{printable(bounded(key, 200))}': {bounded(text, 1000)}")
 
     def section(self, raw: object, key: str, spec: _Spec) -> dict[str, object]:
         """Given a section's raw value, return it as a dict (absent → {}); report unknown keys."""
