@@ -9,6 +9,8 @@ import io
 import json
 import os
 import resource
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +23,7 @@ from tests.test_notify import Receiver, notify_rig, start
 from tests.test_photos import hosted_rig, inits, staged_files
 from watchfolder import logs
 from watchfolder.core.model import State
-from watchfolder.daemon import finish
+from watchfolder.daemon import finish, outbox
 from watchfolder.daemon import publisher as publish
 from watchfolder.media import samples
 from watchfolder.ops import notify, report
@@ -313,3 +315,70 @@ def test_the_notification_thread_survives_an_exception_in_one_send(receiver) -> 
         assert sender.thread.is_alive()
     finally:
         sender.close()
+
+
+# ---- folders of one account on two filesystems (point 11) ------------------------------------------
+
+def _other_filesystem(near: Path) -> Path:
+    """A folder on another filesystem than ``near`` (tmpfs /dev/shm); the test cannot run without one."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(near).st_dev or not os.access(shm, os.W_OK):
+        pytest.skip("needs a second writable filesystem (/dev/shm) to put an account folder on")
+    return Path(tempfile.mkdtemp(prefix="watchfolder-xdev-", dir=shm))
+
+
+def test_an_account_whose_folders_sit_on_two_filesystems_moves_by_copy(make_rig, tmp_path: Path) -> None:
+    """processing/ and failed/ on another filesystem than inbox/ and done/ (a symlinked share): a video
+    goes inbox → processing → done and a refused photo folder goes inbox → failed, each move across
+    filesystems made as a copy then a removal. Every file arrives once, with its sidecar, nothing is
+    left behind or looped over, and TikTok got one init."""
+    other = _other_filesystem(tmp_path)
+    try:
+        rig = make_rig()
+        base = rig.root / "alice"
+        base.mkdir(parents=True, exist_ok=True)
+        for folder in ("processing", "failed"):
+            (other / folder).mkdir()
+            (base / folder).symlink_to(other / folder)
+        rig.start()
+        video = samples.write_mp4(tmp_path / "clip.mp4", size=200_000)
+        digest = _digest(video.read_bytes())
+        rig.drop("alice", "clip.mp4", video)
+        (tmp_path / "trip").mkdir()
+        samples.write_jpeg(tmp_path / "trip" / "1.jpg", seed=1)
+        (tmp_path / "trip" / "2.heic").write_bytes(b"\0\0\0\x18ftypheic" + bytes(64))
+        rig.drop("alice", "trip", tmp_path / "trip")
+
+        sidecar = rig.wait_sidecar("alice", "clip.mp4")
+        refused = rig.wait_sidecar("alice", "trip", "failed")
+
+        assert sidecar["sha256"] == digest and [p.sha256 for p in rig.emulator.records.publishes] == [digest]
+        assert len(inits(rig)) == 1
+        assert _digest((rig.folder("alice", "done") / "clip.mp4").read_bytes()) == digest
+        assert refused["error"]["code"] == "unsupported_media"
+        assert sorted(os.listdir(other / "failed" / "trip")) == ["1.jpg", "2.heic"]
+        assert os.listdir(rig.folder("alice", "inbox")) == []
+        assert os.listdir(other / "processing") == []
+        assert not [name for name in os.listdir(other / "failed") if name.startswith(".")]
+        rows = report.collect(rig.settings, rig.emulator.clock.now())["items"]
+        assert sorted(row["state"] for row in rows) == ["done", "failed"]
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
+
+
+def test_a_cross_device_move_cut_by_a_crash_is_finished_without_a_second_copy(tmp_path: Path) -> None:
+    """The copy reached the target but the source was not yet removed: the copy is recognised (same
+    size and mtime on another filesystem), so finishing removes the source instead of copying again."""
+    other = _other_filesystem(tmp_path)
+    try:
+        source = samples.write_mp4(tmp_path / "clip.mp4", size=50_000)
+        outbox.move_no_overwrite(source, other / "clip.mp4")
+        assert not source.exists() and (other / "clip.mp4").stat().st_size == 50_000
+        shutil.copy2(other / "clip.mp4", source)   # as if the crash came before the unlink
+        assert outbox.same_copy(source, other / "clip.mp4")
+        with pytest.raises(FileExistsError):
+            outbox.move_no_overwrite(source, other / "clip.mp4")
+        os.utime(source, ns=(0, 0))
+        assert not outbox.same_copy(source, other / "clip.mp4")
+    finally:
+        shutil.rmtree(other, ignore_errors=True)

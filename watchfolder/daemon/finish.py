@@ -189,10 +189,7 @@ def _move(base: Path, destination: Path, store: Store, item: Item, now: float) -
 
 
 def _same_file(one: Path, other: Path) -> bool:
-    try:
-        return os.path.samestat(os.lstat(one), os.lstat(other))
-    except FileNotFoundError:
-        return False
+    return outbox.same_copy(one, other)
 
 
 def _bring_settings(base: Path, destination: Path, item: Item) -> None:

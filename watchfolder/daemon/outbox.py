@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
+import secrets
+import shutil
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -58,12 +62,21 @@ def move_no_overwrite(src: Path, dst: Path) -> None:
     """Rename ``src`` to ``dst`` unless ``dst`` exists; raise FileExistsError if it does.
 
     Files use link + unlink, which fails atomically when the target exists; folders (photo sets)
-    and filesystems without hard links fall back to a checked rename.
+    and filesystems without hard links fall back to a checked rename. Across filesystems (EXDEV: an
+    account whose folders sit on two mounts) the move is a copy: to a hidden temp name beside
+    ``dst``, fsynced, linked to ``dst`` (which fails if it exists), and only then is ``src`` removed.
+    A crash in between leaves two copies (``same_copy`` tells them apart), never none.
     """
     if src.is_dir() and not src.is_symlink():
         if os.path.lexists(dst):
             raise FileExistsError(errno.EEXIST, "target exists", str(dst))
-        os.rename(src, dst)
+        try:
+            os.rename(src, dst)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            _copy_folder(src, dst)
+            shutil.rmtree(src)
         return
     try:
         os.link(src, dst, follow_symlinks=False)
@@ -74,9 +87,88 @@ def move_no_overwrite(src: Path, dst: Path) -> None:
             raise
         if os.path.lexists(dst):
             raise FileExistsError(errno.EEXIST, "target exists", str(dst)) from exc
-        os.rename(src, dst)
+        try:
+            os.rename(src, dst)
+        except OSError as again:
+            if again.errno != errno.EXDEV:
+                raise
+            _copy_file(src, dst)
+            os.unlink(src)
         return
     os.unlink(src)
+
+
+def same_copy(one: Path, other: Path) -> bool:
+    """True when ``one`` and ``other`` are the same file, or regular files on two filesystems with the
+    same size and mtime (what a cross-device move leaves when a crash came before its source was removed)."""
+    try:
+        first, second = os.lstat(one), os.lstat(other)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    if os.path.samestat(first, second):
+        return True
+    regular = stat.S_ISREG(first.st_mode) and stat.S_ISREG(second.st_mode)
+    return regular and first.st_dev != second.st_dev and (first.st_size, first.st_mtime_ns) == (
+        second.st_size, second.st_mtime_ns)
+
+
+def _temp_beside(dst: Path) -> Path:
+    return dst.with_name(f".watchfolder-move-{secrets.token_hex(8)}.tmp")
+
+
+def _copy_file(src: Path, dst: Path) -> None:
+    """Copy ``src`` (a regular file, or a link kept as a link: never followed) to ``dst`` through a
+    fsynced temp name; raise FileExistsError if ``dst`` exists. Mode and mtime are kept."""
+    temp = _temp_beside(dst)
+    try:
+        if os.path.islink(src):
+            os.symlink(os.readlink(src), temp)
+        else:
+            _copy_bytes(src, temp)
+        try:
+            os.link(temp, dst, follow_symlinks=False)  # exclusive: fails when dst exists
+        except FileExistsError:
+            raise
+        except OSError:
+            if os.path.lexists(dst):
+                raise FileExistsError(errno.EEXIST, "target exists", str(dst)) from None
+            os.rename(temp, dst)  # a filesystem without hard links
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+    fsync_folder(dst.parent)
+
+
+def _copy_bytes(src: Path | str, temp: Path | str) -> None:
+    source = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with open(source, "rb") as reader, open(temp, "xb") as writer:
+        shutil.copyfileobj(reader, writer, 1024 * 1024)
+        writer.flush()
+        info = os.fstat(reader.fileno())
+        os.fchmod(writer.fileno(), stat.S_IMODE(info.st_mode))
+        os.utime(writer.fileno(), ns=(info.st_atime_ns, info.st_mtime_ns))
+        os.fsync(writer.fileno())
+
+
+def _copy_folder(src: Path, dst: Path) -> None:
+    """Copy a photo folder to ``dst`` through a temp folder beside it (links stay links), every file
+    fsynced; raise FileExistsError if ``dst`` exists by the time the copy is complete."""
+    temp = _temp_beside(dst)
+    try:
+        shutil.copytree(src, temp, symlinks=True, copy_function=_copy_bytes)
+        for folder, _, names in os.walk(temp):
+            for name in names:
+                if not os.path.islink(os.path.join(folder, name)):
+                    with open(os.path.join(folder, name), "rb") as handle:
+                        os.fsync(handle.fileno())
+            fsync_folder(Path(folder))
+        if os.path.lexists(dst):
+            raise FileExistsError(errno.EEXIST, "target exists", str(dst))
+        os.rename(temp, dst)
+    finally:
+        if os.path.lexists(temp):
+            shutil.rmtree(temp)
+    fsync_folder(dst.parent)
 
 
 def move_item(

@@ -197,8 +197,8 @@ class Pipeline(Outcomes):
             if not os.path.lexists(source) or os.path.isdir(source):
                 continue
             mine = name != item.name or os.lstat(source).st_ino == item.ino
-            if os.path.lexists(target) and os.path.samestat(os.lstat(source), os.lstat(target)):
-                os.unlink(source)   # a hard link whose source was not yet removed
+            if os.path.lexists(target) and outbox.same_copy(source, target):
+                os.unlink(source)   # a hard link (or a copy to another filesystem) whose source was not yet removed
             elif not os.path.lexists(target) and mine:
                 outbox.move_no_overwrite(source, target)
             if name == item.name:

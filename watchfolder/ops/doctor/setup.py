@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from watchfolder import fsinfo
 from watchfolder.config.settings import Settings
 from watchfolder.core.model import Mode
 from watchfolder.intake import intake
@@ -76,12 +77,24 @@ def folders(settings: Settings) -> Iterator[Check]:
             yield Check(f"folders:{account.name}", FAIL, f"not writable for {user}: {', '.join(blocked)}; give "
                         f"that user read/write access (chown, chmod u+rwx, or setfacl -m u:{user}:rwx)")
         elif len(devices) > 1:
-            yield Check(f"folders:{account.name}", FAIL, f"{account.name}'s inbox, processing, done and failed "
-                        "are on different filesystems; moves between them must be renames: keep them on one")
+            yield Check(f"folders:{account.name}", WARN, f"{account.name}'s folders are on different filesystems "
+                        f"({_mounts_of(present)}): a move between them is a copy of the file, then the original "
+                        "is removed (slow for big videos); keep them on one filesystem for instant moves")
         else:
             missing = [sub for sub in ACCOUNT_FOLDERS if not (base / sub).exists()]
             note = f"; {', '.join(missing)} will be created at start" if missing else ""
             yield Check(f"folders:{account.name}", OK, f"{base} is usable{note}")
+
+
+def _mounts_of(folders: list[Path]) -> str:
+    """Which folder is on which mount: "inbox, done on /srv; processing on /mnt/scratch"."""
+    mounts = fsinfo.read_mounts()
+    where: dict[str, list[str]] = {}
+    for folder in folders:
+        mount = fsinfo.mount_for(folder, mounts)
+        point = mount.mount_point if mount is not None else f"device {os.stat(folder).st_dev}"
+        where.setdefault(point, []).append(folder.name)
+    return "; ".join(f"{', '.join(names)} on {point}" for point, names in where.items())
 
 
 def captions(settings: Settings) -> Iterator[Check]:
