@@ -148,6 +148,9 @@ def test_a_huge_request_line_gets_414(server: FileServer) -> None:
     (b"GET /tiktok/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
     (b"POST /tiktok/x HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n", 413),
     (b"POST /tiktok/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n", 411),
+    (b"GET /tiktok/x HTTP/1.1\r\nHost: x\r\n Content-Length: 5\r\n\r\n", 400),    # a folded line
+    (b"GET /tiktok/x HTTP/1.1\r\nHost: x\r\nContent-Length : 5\r\n\r\n", 400),   # space before the colon
+    (b"GET /tiktok/x HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", 400),
     (b"GARBAGE\r\n\r\n", 400),
     (b"GET /tiktok/x HTTP/9.9\r\n\r\n", 505),
 ])

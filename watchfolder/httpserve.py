@@ -16,8 +16,10 @@ forever. Here, instead:
   prompt one; when every connection is being answered, a new one gets 503 at once.
 - Limits with a clean answer, then close: request line over ``max_request_line`` bytes → 414, header
   block over ``max_header_bytes`` or more than ``max_headers`` fields → 431, a body over
-  ``max_body`` → 413, a chunked body → 411, a bad Content-Length → 400; the handler (http.server's
-  parser) answers 400 for a malformed request line.
+  ``max_body`` → 413, a chunked body → 411, a bad Content-Length, a folded field line or a field
+  name that is not a token → 400; the handler (http.server's parser) answers 400 for a malformed
+  request line. Each received byte is searched once for the end of the headers, however slowly the
+  bytes come.
 
 Handlers subclass ``BoundedHandler`` (a ``BaseHTTPRequestHandler``) and keep their ``do_GET``-style
 methods; the server class keeps ``ThreadingHTTPServer``'s ``serve_forever``/``shutdown``/
@@ -42,6 +44,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, BinaryIO
 
 _END = re.compile(rb"\r?\n\r?\n")
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _SLICE = 8 * 1024 * 1024  # sendfile in slices, so the request deadline is checked between them
 _MAX_DIGITS = 18  # a number longer than this in Content-Length or Range is malformed, never int()ed
 LINGER_SECONDS = 2.0  # after an error answer, how long what the client still sends is read and dropped
@@ -93,7 +96,8 @@ def byte_range(header: str, size: int) -> tuple[int, int] | None:
 class _Conn:
     """One open connection while the selector receives its next request."""
 
-    __slots__ = ("sock", "address", "buffer", "deadline", "waiting_since", "continued", "closing", "discarded")
+    __slots__ = ("sock", "address", "buffer", "deadline", "waiting_since", "continued", "closing", "discarded",
+                 "scanned", "line_seen", "head", "length")
 
     def __init__(self, sock: socket.socket, address: Any, now: float, limits: Limits) -> None:
         self.sock, self.address = sock, address
@@ -103,6 +107,10 @@ class _Conn:
         self.continued = False
         self.closing = False  # answered with an error: what the client still sends is read and dropped
         self.discarded = 0
+        self.scanned = 0  # bytes of the buffer already searched for the end of the headers
+        self.line_seen = False  # the request line is complete
+        self.head: bytes | None = None  # the request line and headers, once complete and checked
+        self.length = 0  # the body length they announce
 
 
 @dataclass
@@ -362,7 +370,7 @@ class BoundedServer:
 
     def _receive(self, conn: _Conn) -> None:
         try:
-            data = conn.sock.recv(65536)
+            data = conn.sock.recv(16384)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -380,25 +388,31 @@ class BoundedServer:
     def _examine(self, conn: _Conn) -> None:
         """Dispatch the request when complete, refuse it when over a limit, else keep waiting."""
         limits = self.limits
-        while conn.buffer and conn.buffer[0] in b"\r\n":
-            del conn.buffer[:1]  # empty lines before a request line are to be ignored (RFC 9112)
-        line_end = conn.buffer.find(b"\n", 0, limits.max_request_line + 1)
-        if line_end < 0 and len(conn.buffer) > limits.max_request_line:
-            self._drop(conn, 414, "request line too long\n")
-            return
-        end = _END.search(conn.buffer, 0, limits.max_header_bytes + 4)
-        if end is None:
-            if len(conn.buffer) > limits.max_header_bytes:
-                self._drop(conn, 431, "request headers too large\n")
-            return
-        head = bytes(conn.buffer[:end.end()])
-        if head.count(b"\n") - 2 > limits.max_headers:
-            self._drop(conn, 431, "too many request headers\n")
-            return
-        length, problem = _body_length(head, limits.max_body)
-        if problem:
-            self._drop(conn, *problem)
-            return
+        if conn.head is None:
+            while not conn.scanned and conn.buffer and conn.buffer[0] in b"\r\n":
+                del conn.buffer[:1]  # empty lines before a request line are to be ignored (RFC 9112)
+            start = max(0, conn.scanned - 3)  # each byte is searched once, however slowly it comes
+            if not conn.line_seen:
+                conn.line_seen = conn.buffer.find(b"\n", start, limits.max_request_line + 1) >= 0
+                if not conn.line_seen and len(conn.buffer) > limits.max_request_line:
+                    self._drop(conn, 414, "request line too long\n")
+                    return
+            end = _END.search(conn.buffer, start, limits.max_header_bytes + 4)
+            if end is None:
+                conn.scanned = len(conn.buffer)
+                if len(conn.buffer) > limits.max_header_bytes:
+                    self._drop(conn, 431, "request headers too large\n")
+                return
+            head = bytes(conn.buffer[:end.end()])
+            if head.count(b"\n") - 2 > limits.max_headers:
+                self._drop(conn, 431, "too many request headers\n")
+                return
+            length, problem = _body_length(head, limits.max_body)
+            if problem:
+                self._drop(conn, *problem)
+                return
+            conn.head, conn.length = head, length
+        head, length = conn.head, conn.length
         if len(conn.buffer) < len(head) + length:
             if not conn.continued and re.search(rb"\nexpect[ \t]*:[ \t]*100-continue", head, re.IGNORECASE):
                 conn.continued = True
@@ -513,13 +527,21 @@ class BoundedServer:
 
 
 def _body_length(head: bytes, max_body: int) -> tuple[int, tuple[int, str] | None]:
-    """Given a header block, return the body length to wait for, or a refusal (code, text)."""
+    """Given a header block, return the body length to wait for, or a refusal (code, text).
+
+    Field lines are read strictly (RFC 9112): a folded line, or whitespace or anything but a token
+    before the colon, is refused with 400, so a proxy in front of us and this server can never
+    disagree on where a request ends.
+    """
     lengths = set()
     for line in head.split(b"\n")[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon:
+        line = line.removesuffix(b"\r")
+        if not line:
             continue
-        name = name.strip().lower()
+        name, colon, value = line.partition(b":")
+        if not colon or not _TOKEN.fullmatch(name):
+            return 0, (400, "malformed header line (folded, or not NAME: value)\n")
+        name = name.lower()
         if name == b"transfer-encoding":
             return 0, (411, "send a Content-Length instead of a chunked body\n")
         if name == b"content-length":

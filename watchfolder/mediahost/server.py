@@ -61,7 +61,8 @@ class FileServer:
 
 
 # TikTok fetches a handful of files at a time; a file must be sent within the pull window's hour.
-LIMITS = Limits(workers=16, max_connections=256, header_seconds=10, request_seconds=3600, io_seconds=60)
+LIMITS = Limits(workers=16, max_connections=256, header_seconds=10, request_seconds=3600, io_seconds=60,
+                max_body=1024)  # nothing is ever uploaded here; a small body still gets its 405
 
 
 class _Server(BoundedServer):
