@@ -24,7 +24,7 @@ from watchfolder.config.settings import Settings
 from watchfolder.core.errors import StoreError, WatchfolderError
 from watchfolder.daemon import finish
 from watchfolder.daemon.hooks import Hook
-from watchfolder.daemon.scheduler import Scheduler
+from watchfolder.daemon.scheduler import Schedule
 from watchfolder.daemon.stopping import StopEvent
 from watchfolder.intake.intake import Intake
 from watchfolder.intake.supervisor import InboxHealth
@@ -47,7 +47,7 @@ class Daemon:
     def __init__(self, *, settings: Settings, clock: Callable[[], float], log: Any, stop: StopEvent,
                  lock: statelock.StateLock, store: Store, token_store: TokenStore, tokens: TokenManager,
                  mediahost: MediaHost | None, events: queue.Queue[WatchEvent], watcher: Watcher, intake: Intake,
-                 scheduler: Scheduler, hooks: Sequence[Hook] = ()) -> None:
+                 scheduler: Schedule, hooks: Sequence[Hook] = ()) -> None:
         self.settings = settings
         self.clock = clock
         self.log = log

@@ -14,7 +14,7 @@ import concurrent.futures
 import sqlite3
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from watchfolder.config.settings import Settings
 from watchfolder.core.errors import StoreError
@@ -28,17 +28,29 @@ MAX_WORKERS = 4
 FIRST_CRASH_HOLD = 30.0   # seconds an item waits after its worker crashed (at most upload.retry_initial)
 
 
+class Schedule(Protocol):
+    """What the main loop asks of a scheduler; ``wiring.build`` chooses which one runs."""
+
+    def step(self, now: float) -> None:
+        """Collect finished work and start what is due; called on every pass of the main loop."""
+        ...
+
+    def shutdown(self) -> None:
+        """The stop flag is set: wait for the work under way to checkpoint, start nothing new."""
+        ...
+
+
 class Scheduler:
     """Starts workers for due items. Used by the main loop's thread only (``step``, ``shutdown``)."""
 
     def __init__(self, *, settings: Settings, store: Store, token_store: TokenStore,
-                 make_pipeline: Callable[[], Pipeline], stop: StopEvent, log: object) -> None:
+                 make_pipeline: Callable[[], Pipeline], stop: StopEvent, log: Any) -> None:
         self.settings = settings
         self.store = store
         self.token_store = token_store
         self.make_pipeline = make_pipeline
         self.stop = stop
-        self.log: Any = log
+        self.log = log
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(settings.accounts)),
                                                           thread_name_prefix="upload")
         self.active: dict[str, tuple[int, concurrent.futures.Future[None]]] = {}
