@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="items not yet finished and recent finished ones")
     _add_config(status, top=False)
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument("--watch", action="store_true", help="show it again every second until Ctrl-C")
 
     retry = sub.add_parser("retry", help="put a failed item back in its account's inbox")
     _add_config(retry, top=False)
@@ -147,7 +148,7 @@ def dispatch(args: argparse.Namespace) -> int:
     if command == "check":
         return check.main(args)
     if command == "status":
-        return status.main(load_settings(args), as_json=args.json)
+        return status.main(load_settings(args), as_json=args.json, watch=args.watch)
     if command == "retry":
         return retry.main(load_settings(args), args.item)
     if command == "auth":

@@ -1,10 +1,12 @@
-"""``watchfolder status [--json]``: what is queued, waiting (why, until when), uploading, and finished today."""
+"""``watchfolder status [--json] [--watch]``: what is queued, waiting (why, until when), uploading (bytes,
+speed, time left), processing (for how long), and finished today."""
 
 from __future__ import annotations
 
 import json
+import sys
 import time
-from typing import Any
+from typing import IO, Any
 
 from watchfolder.config.settings import Settings
 from watchfolder.ops.report import collect
@@ -40,7 +42,34 @@ def render(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(settings: Settings, *, as_json: bool = False, now: float | None = None) -> int:
-    data = collect(settings, time.time() if now is None else now)
-    print(json.dumps(data, indent=2, ensure_ascii=False) if as_json else render(data))
+CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear the screen
+
+
+def main(settings: Settings, *, as_json: bool = False, now: float | None = None, watch: bool = False,
+         out: IO[str] | None = None, rounds: int | None = None, interval: float = 1.0) -> int:
+    """Print the status once; with ``watch``, every ``interval`` seconds until Ctrl-C (``rounds`` caps it, for
+    tests): on a terminal the screen is redrawn, elsewhere each round follows the last (``--json``: one
+    compact JSON document per line)."""
+    stream = out if out is not None else sys.stdout
+    if not watch:
+        data = collect(settings, time.time() if now is None else now)
+        print(json.dumps(data, indent=2, ensure_ascii=False) if as_json else render(data), file=stream)
+        return 0
+    on_terminal = bool(getattr(stream, "isatty", lambda: False)())
+    done = 0
+    try:
+        while rounds is None or done < rounds:
+            data = collect(settings, time.time())
+            if as_json:
+                print(json.dumps(data, ensure_ascii=False), file=stream, flush=True)
+            else:
+                stamp = time.strftime("%H:%M:%S")
+                text = f"{render(data)}\n\n(every {interval:g} s; {stamp}; Ctrl-C to stop)"
+                print((CLEAR if on_terminal else "") + text + ("" if on_terminal else "\n"), file=stream,
+                      flush=True)
+            done += 1
+            if rounds is None or done < rounds:
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        pass
     return 0

@@ -15,6 +15,7 @@ from watchfolder.config.settings import Settings
 from watchfolder.core import machine, zones
 from watchfolder.core.model import Item, State
 from watchfolder.core.text import display_name, iso
+from watchfolder.ops import progress
 from watchfolder.store import queries
 from watchfolder.store.queries import OPEN_STATES, Reader
 from watchfolder.store.store import AccountState, Store
@@ -50,14 +51,19 @@ def describe(item: Item, now: float, zone: datetime.tzinfo | None = None) -> str
     return str(item.state)
 
 
-def item_row(item: Item, now: float, zone: datetime.tzinfo | None = None) -> dict[str, Any]:
+def item_row(item: Item, now: float, zone: datetime.tzinfo | None = None,
+             entered: float | None = None) -> dict[str, Any]:
+    """``entered``: when the item entered its state (for speed, time left and time in processing)."""
+    figures = progress.figures(item, entered, now)
+    extra = progress.summary(item, figures)
     return {
-        "id": item.id, "account": item.account, "name": display_name(item.result_name or item.name),
+        **figures, "id": item.id, "account": item.account, "name": display_name(item.result_name or item.name),
         "kind": item.kind, "state": str(item.state), "folder": item.folder,
         "percent": int(100 * item.uploaded_bytes / item.size) if item.size else 0,
         "wait_reason": item.wait_reason, "next_attempt_at": iso(item.next_attempt_at),
         "publish_at": iso(item.publish_at), "publish_id": item.publish_id,
-        "error": item.error_code, "detail": item.detail, "summary": describe(item, now, zone),
+        "error": item.error_code, "detail": item.detail,
+        "summary": describe(item, now, zone) + (f" ({extra})" if extra else ""),
         "detected_at": iso(item.detected_at), "updated_at": iso(item.updated_at),
     }
 
@@ -102,6 +108,14 @@ def account_rows(settings: Settings, store: Store, now: float) -> list[dict[str,
     return rows
 
 
+def _entered(store: Store, item: Item) -> float | None:
+    """When an uploading or processing item entered that state (its last such event)."""
+    if item.state not in (State.UPLOADING, State.PROCESSING):
+        return None
+    times = [event["at"] for event in store.history(item.id) if event["state"] == str(item.state)]
+    return times[-1] if times else None
+
+
 def collect(settings: Settings, now: float) -> dict[str, Any]:
     """Everything ``watchfolder status`` shows, from a read-only connection of its own."""
     if not (settings.state_dir / "watchfolder.sqlite3").exists():
@@ -120,7 +134,7 @@ def collect(settings: Settings, now: float) -> dict[str, Any]:
         return {
             "daemon": daemon,
             "accounts": account_rows(settings, store, now),
-            "items": [item_row(i, now, settings.zone()) for i in shown],
+            "items": [item_row(i, now, settings.zone(), _entered(store, i)) for i in shown],
             "notices": live[0].get("notices", []) if live else [],
         }
     finally:
