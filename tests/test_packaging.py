@@ -74,3 +74,14 @@ def test_emulator_help_points_at_nothing_the_wheel_lacks(capsys):
 
     text = emulator_cli.build_parser().format_help()
     assert "docs/" not in text
+
+
+def test_the_readme_names_every_test_file_ci_runs_from_the_sdist():
+    ci = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    listed = re.search(r'sdist_tests="([^"]+)"', ci)
+    assert listed, "the sdist step lists its tests in sdist_tests"
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    for path in listed[1].split():
+        assert (REPO / path).is_file(), path
+        assert f"`{path}`" in readme or f"`{Path(path).name}`" in readme, path
+    assert "$sdist_tests" in ci

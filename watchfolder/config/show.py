@@ -61,7 +61,9 @@ def effective(settings: config.Settings) -> dict[str, Any]:
     data["tiktok"] = tiktok
     for name, spec in (("watch", config._WATCH), ("upload", config._UPLOAD), ("media_host", config._MEDIA_HOST),
                        ("photos", config._PHOTOS), ("metrics", config._METRICS), ("notify", config._NOTIFY)):
-        data[name] = _section(getattr(settings, name), spec)
+        section = _section(getattr(settings, name), spec)
+        if name != "media_host" or any(value is not None for value in section.values()):
+            data[name] = section  # an unset media_host stays out: its keys are required together
     data["accounts"] = {
         account.name: {"mode": str(account.mode), "video_source": str(account.video_source),
                        "defaults": _plain(dict(account.defaults))}
