@@ -50,7 +50,8 @@ def proxy_for(url: str, env: Mapping[str, str] | None = None) -> Proxy | None:
         return None
     no_proxy = _variable(env, "no_proxy")
     host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
-    if no_proxy and (no_proxy == "*" or urllib.request.proxy_bypass_environment(host, {"no": no_proxy})):
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # not in typeshed
+    if no_proxy and (no_proxy == "*" or bypass(host, {"no": no_proxy})):
         return None
     proxy = urlsplit(value if "://" in value else f"http://{value}")
     if proxy.scheme not in ("http", ""):
