@@ -19,8 +19,13 @@ from collections.abc import Mapping, MutableMapping
 from typing import IO, Any
 
 import structlog
+from structlog.typing import FilteringBoundLogger
 
 from watchfolder.core.errors import UsageError
+
+Logger = FilteringBoundLogger
+"""What every part of the program logs through: ``get_logger()``, or a logger given by the caller
+(``log.info(event, **fields)``, ``log.bind(account=…)``)."""
 
 MASK = "***"
 
@@ -298,7 +303,7 @@ def _configure_stdlib(number: int, output: IO[str], shared: list[Any], renderer:
         logging.getLogger(noisy).setLevel(number if number <= logging.DEBUG else logging.WARNING)
 
 
-def get_logger(**bound: Any) -> Any:
+def get_logger(**bound: Any) -> Logger:
     """Return a structlog logger with ``bound`` context (``account=…``, ``item=…``).
 
     The logger is lazy: it follows the configuration current at each call, so a module-level
@@ -308,4 +313,5 @@ def get_logger(**bound: Any) -> Any:
     """
     if not structlog.is_configured():
         configure()
-    return structlog.get_logger(**bound)
+    logger: Logger = structlog.get_logger(**bound)
+    return logger

@@ -17,6 +17,7 @@ from typing import Any
 from watchfolder.core.model import Item, State
 from watchfolder.core.text import bounded, display_name, iso, printable
 from watchfolder.daemon import outbox
+from watchfolder.logs import Logger
 from watchfolder.store.store import Store
 
 SCHEMA = 1
@@ -113,7 +114,7 @@ def _event(event: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def finish(root: Path, store: Store, item: Item, now: float, log: Any) -> bool:
+def finish(root: Path, store: Store, item: Item, now: float, log: Logger) -> bool:
     """Move a DONE/FAILED item to its folder and write the sidecar; return True when it is all there.
 
     On a disk error (full, read-only, permission) nothing is deleted: the item keeps its place, the
@@ -128,7 +129,7 @@ def finish(root: Path, store: Store, item: Item, now: float, log: Any) -> bool:
 _LOCK = threading.Lock()
 
 
-def _finish(root: Path, store: Store, item: Item, now: float, log: Any) -> bool:
+def _finish(root: Path, store: Store, item: Item, now: float, log: Logger) -> bool:
     if item.moved or item.state not in (State.DONE, State.FAILED):
         return True
     base = root / item.account

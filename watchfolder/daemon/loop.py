@@ -29,6 +29,7 @@ from watchfolder.daemon.stopping import StopEvent
 from watchfolder.intake.intake import Intake
 from watchfolder.intake.supervisor import InboxHealth
 from watchfolder.intake.watcher import Watcher, WatchEvent
+from watchfolder.logs import Logger
 from watchfolder.mediahost.host import MediaHost
 from watchfolder.store import queries, statelock
 from watchfolder.store.store import Store
@@ -44,7 +45,7 @@ STATE_TROUBLE = (sqlite3.Error, StoreError, OSError)   # what a full or failing 
 class Daemon:
     """``watchfolder run``, built by ``wiring.build``. Its attributes are set once, before ``run``."""
 
-    def __init__(self, *, settings: Settings, clock: Callable[[], float], log: Any, stop: StopEvent,
+    def __init__(self, *, settings: Settings, clock: Callable[[], float], log: Logger, stop: StopEvent,
                  lock: statelock.StateLock, store: Store, token_store: TokenStore, tokens: TokenManager,
                  mediahost: MediaHost | None, events: queue.Queue[WatchEvent], watcher: Watcher, intake: Intake,
                  scheduler: Schedule, hooks: Sequence[Hook] = ()) -> None:

@@ -14,6 +14,7 @@ from watchfolder.core import machine, text
 from watchfolder.core.errors import AuthError, TikTokError
 from watchfolder.core.model import Action, Item, State
 from watchfolder.daemon.publisher import Publisher
+from watchfolder.logs import Logger
 from watchfolder.store.store import Store
 from watchfolder.tiktok import codes
 
@@ -29,7 +30,7 @@ class Outcomes:
 
     # ---- when TikTok says no -------------------------------------------------------------------
 
-    def _refused(self, item: Item, exc: TikTokError, log: Any) -> Item:
+    def _refused(self, item: Item, exc: TikTokError, log: Logger) -> Item:
         """Carry out the policy for a refusal (one table: tiktok/codes.py) through the pure machine."""
         now = self.clock()
         policy = codes.for_fail_reason(exc.code) if exc.code in codes.FAIL_REASONS and exc.http_status is None \
@@ -69,7 +70,7 @@ class Outcomes:
         return self._park(item, decision.next_attempt_at, decision.wait_reason, log, attempts=decision.attempts,
                           detail=exc.advice or exc.message)
 
-    def _reinit(self, item: Item, why: str, log: Any) -> Item:
+    def _reinit(self, item: Item, why: str, log: Logger) -> Item:
         """Abandon the current upload task and start again with a new init (recorded as such)."""
         if item.publish_id:
             item = self._orphan(item, f"publish_id {item.publish_id} abandoned: {why}", log, answered=True)
@@ -83,14 +84,14 @@ class Outcomes:
             return self.store.update(item.id, now=self.clock(), **fields)
         return self.store.transition(item.id, item.state, State.UPLOADING, now=self.clock(), note="reinit", **fields)
 
-    def _orphan(self, item: Item, note: str, log: Any, *, answered: bool = False) -> Item:
+    def _orphan(self, item: Item, note: str, log: Logger, *, answered: bool = False) -> Item:
         orphans = json.loads(item.orphans or "[]")
         orphans.append({"at": text.iso(self.clock()), "publish_id": item.publish_id, "note": note})
         self.store.note(item.id, "orphaned_init", now=self.clock(), detail=note)
         log.warning("init_orphaned", note=note)
         return self.store.update(item.id, now=self.clock(), orphans=orphans, init_started_at=None)
 
-    def _park(self, item: Item, until: float | None, reason: str | None, log: Any, *, attempts: int | None = None,
+    def _park(self, item: Item, until: float | None, reason: str | None, log: Logger, *, attempts: int | None = None,
               detail: str | None = None) -> Item:
         fields: dict[str, Any] = {"next_attempt_at": until, "wait_reason": reason, "detail": detail}
         if attempts is not None:
@@ -100,7 +101,7 @@ class Outcomes:
         log.info("item_waiting", reason=reason, until=text.iso(until))
         return self.store.transition(item.id, item.state, State.WAITING, now=self.clock(), note=reason, **fields)
 
-    def _reauth(self, item: Item, exc: AuthError, log: Any) -> Item:
+    def _reauth(self, item: Item, exc: AuthError, log: Logger) -> Item:
         stamp = self.publisher.tokens_stamp(item.account)
         self.store.set_account_state(item.account, paused_code="sign_in", paused_tokens_at=stamp,
                                      paused_message=exc.message)
@@ -112,7 +113,7 @@ class Outcomes:
         return self.store.update(item.id, now=self.clock(), wait_reason="sign_in", next_attempt_at=None,
                                  detail=exc.message)
 
-    def _fail(self, item: Item, code: str, message: str, log: Any, *, log_id: str = "", **fields: Any) -> Item:
+    def _fail(self, item: Item, code: str, message: str, log: Logger, *, log_id: str = "", **fields: Any) -> Item:
         log.warning("item_failed", code=code, reason=message)
         self.publisher.abandon(item, log)  # a pull TikTok is still running is cancelled
         return self.store.transition(item.id, item.state, State.FAILED, now=self.clock(), note=code,

@@ -26,6 +26,7 @@ from watchfolder.daemon.pacing import Pacer, Parked, Stopped
 from watchfolder.daemon.publisher import Publisher
 from watchfolder.intake import entries, settle
 from watchfolder.intake.intake import resolve_post_settings
+from watchfolder.logs import Logger
 from watchfolder.openfile import Identity, NotTheFile, OpenFolder, OpenMedia, what_is
 from watchfolder.store.store import Store
 from watchfolder.tiktok import codes
@@ -39,7 +40,7 @@ class Pipeline(Outcomes):
     """Works one item at a time for one account; each worker thread builds its own."""
 
     def __init__(self, *, settings: Settings, store: Store, publisher: Publisher, pacer: Pacer,
-                 clock: Callable[[], float], stop: threading.Event, log: Any,
+                 clock: Callable[[], float], stop: threading.Event, log: Logger,
                  jitter: Callable[[], float] = lambda: random.uniform(0.8, 1.2)) -> None:
         self.settings = settings
         self.store = store
@@ -112,7 +113,7 @@ class Pipeline(Outcomes):
 
     # ---- before anything is sent ---------------------------------------------------------------
 
-    def _prepare(self, item: Item, account: AccountSettings, log: Any) -> Item:
+    def _prepare(self, item: Item, account: AccountSettings, log: Logger) -> Item:
         """Check the file is still there and unchanged, hash it, dedupe, re-read settings, claim it."""
         now = self.clock()
         path = self.folder(item, "inbox") / item.name
@@ -184,7 +185,7 @@ class Pipeline(Outcomes):
         return self.store.transition(item.id, State.WAITING, State.PROCESSING if sent else State.UPLOADING,
                                      now=self.clock(), next_attempt_at=None, wait_reason=None, detail=None)
 
-    def _settle_in_processing(self, item: Item, log: Any) -> Item:
+    def _settle_in_processing(self, item: Item, log: Logger) -> Item:
         """Once TikTok has answered the init the file belongs in processing/: finish a move there that a
         crash (or a disk error) cut short, including a link made whose source was not yet unlinked."""
         if item.folder == "inbox":
@@ -260,7 +261,7 @@ class Pipeline(Outcomes):
 
     # ---- the steps ---------------------------------------------------------------------------
 
-    def _advance(self, item: Item, account: AccountSettings, log: Any) -> Item:
+    def _advance(self, item: Item, account: AccountSettings, log: Logger) -> Item:
         """Do the next step of an UPLOADING or PROCESSING item; return the item after it."""
         if self.stop.is_set():
             raise Stopped
@@ -274,7 +275,7 @@ class Pipeline(Outcomes):
             return self._poll(item, account, log)
         raise StoreError(f"item {item.id} is {item.state}: nothing to advance")
 
-    def _init(self, item: Item, account: AccountSettings, log: Any) -> Item:
+    def _init(self, item: Item, account: AccountSettings, log: Logger) -> Item:
         if item.init_started_at is not None:
             item = self._lost_init(item, account, log)
             if item.state.finished:
@@ -323,7 +324,7 @@ class Pipeline(Outcomes):
             return self.store.transition(item.id, State.UPLOADING, State.PROCESSING, now=self.clock())
         return item
 
-    def _lost_init(self, item: Item, account: AccountSettings, log: Any) -> Item:
+    def _lost_init(self, item: Item, account: AccountSettings, log: Logger) -> Item:
         """The one ambiguous case: an init went out and its answer was never recorded (a crash, a
         dropped connection). TikTok offers no lookup by content, so the task it may hold is recorded
         as an orphan. A file upload's orphan never gets a byte, so a new init is safe. Media TikTok
@@ -342,7 +343,7 @@ class Pipeline(Outcomes):
                               "not there, put the file back with `watchfolder retry`", log)
         return item
 
-    def _to_processing(self, item: Item, log: Any) -> Item:
+    def _to_processing(self, item: Item, log: Logger) -> Item:
         """Commit, then rename the file (and settings file) from inbox/ to processing/.
 
         On a disk error (full, read-only, permission, share away) nothing moves: the item waits in
@@ -368,7 +369,7 @@ class Pipeline(Outcomes):
         log.info("moved_to_processing")
         return item
 
-    def _upload(self, item: Item, log: Any) -> Item:
+    def _upload(self, item: Item, log: Logger) -> Item:
         path = self.folder(item, "processing") / item.name
         if item.upload_expires_at is not None and self.clock() >= item.upload_expires_at:
             return self._reinit(item, "the upload URL expired", log)
@@ -427,7 +428,7 @@ class Pipeline(Outcomes):
             return None
         return self._open_media(item, path)
 
-    def _new_content(self, item: Item, path: Path, log: Any) -> Item:
+    def _new_content(self, item: Item, path: Path, log: Logger) -> Item:
         """The file changed (or went) during its upload: abandon TikTok's task (it never gets the rest, so
         it never becomes a post), then start again as new content once the file has stopped changing."""
         if item.publish_id:
@@ -454,7 +455,7 @@ class Pipeline(Outcomes):
                           detail="the file changed while it was being uploaded; it starts again as new content "
                                  "once it stops changing")
 
-    def _poll(self, item: Item, account: AccountSettings, log: Any) -> Item:
+    def _poll(self, item: Item, account: AccountSettings, log: Logger) -> Item:
         self.pacer.take(item.account, "status")
         status = self.publisher.status(item)
         fields: dict[str, Any] = {"status": status.status, "post_ids": list(status.post_ids)}

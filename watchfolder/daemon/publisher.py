@@ -17,6 +17,7 @@ from watchfolder.core.errors import AuthError, MediaError, TikTokError, Watchfol
 from watchfolder.core.model import SCOPE_FOR_MODE, Action, Item, Kind, Mode, VideoSource
 from watchfolder.daemon.pacing import Pacer
 from watchfolder.intake import entries
+from watchfolder.logs import Logger
 from watchfolder.media import convert, probe
 from watchfolder.mediahost.host import MediaHost, Staged
 from watchfolder.openfile import OpenFolder, OpenMedia
@@ -57,7 +58,7 @@ class Publisher:
         self._last_token[account] = token
         return token
 
-    def refresh(self, account: str, log: Any) -> None:
+    def refresh(self, account: str, log: Logger) -> None:
         log.info("token_refresh_after_rejection")
         self.tokens.refresh(account, rejected_token=self._last_token.get(account))
 
@@ -81,7 +82,7 @@ class Publisher:
         stored = json.loads(item.post_info or "{}")
         return postsettings.from_dict(stored)
 
-    def check_creator(self, item: Item, account: AccountSettings, log: Any, media: OpenMedia | None = None) -> None:
+    def check_creator(self, item: Item, account: AccountSettings, log: Logger, media: OpenMedia | None = None) -> None:
         """Direct Post: ask creator_info before each post; refuse what TikTok would refuse, clearly.
         ``media``: the item's open file, read instead of its path (a video's duration)."""
         self.pacer.take(item.account, "creator_info")
@@ -110,7 +111,7 @@ class Publisher:
                                   advice=f"the video is {duration:.0f} s long; {info.nickname} may post at most "
                                          f"{limit} s: trim it and drop it again")
 
-    def init(self, item: Item, account: AccountSettings, log: Any,
+    def init(self, item: Item, account: AccountSettings, log: Logger,
              on_staged: Callable[[list[str]], None] | None = None, media: OpenMedia | None = None) -> dict[str, Any]:
         """Send the init for the item; return the fields to commit (publish_id, upload_url, …).
 
@@ -219,7 +220,7 @@ class Publisher:
         assert item.publish_id is not None
         return self.client.status(self.token(item.account), item.publish_id)
 
-    def abandon(self, item: Item, log: Any) -> None:
+    def abandon(self, item: Item, log: Logger) -> None:
         """Give up the item's current publish: if TikTok may still be pulling its staged media, ask it
         to stop (``/cancel/``), then remove the staged files. A failed cancel is logged, never raised:
         TikTok's own one-hour pull window ends the task anyway."""

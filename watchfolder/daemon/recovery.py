@@ -9,15 +9,14 @@ acknowledged chunk.
 
 from __future__ import annotations
 
-from typing import Any
-
 from watchfolder.config.settings import Settings
 from watchfolder.core.model import State
 from watchfolder.daemon import finish
+from watchfolder.logs import Logger
 from watchfolder.store.store import Store
 
 
-def recover(settings: Settings, store: Store, now: float, log: Any) -> None:
+def recover(settings: Settings, store: Store, now: float, log: Logger) -> None:
     for account in settings.accounts:
         for folder in ("done", "failed"):
             for leftover in (settings.root / account.name / folder).glob(".sidecar-*.tmp"):

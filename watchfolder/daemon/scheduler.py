@@ -14,12 +14,13 @@ import concurrent.futures
 import sqlite3
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from watchfolder.config.settings import Settings
 from watchfolder.core.errors import StoreError
 from watchfolder.daemon.pipeline import Pipeline
 from watchfolder.daemon.stopping import StopEvent
+from watchfolder.logs import Logger
 from watchfolder.store import queries
 from watchfolder.store.store import Store
 from watchfolder.tiktok.tokens import TokenStore
@@ -44,7 +45,7 @@ class Scheduler:
     """Starts workers for due items. Used by the main loop's thread only (``step``, ``shutdown``)."""
 
     def __init__(self, *, settings: Settings, store: Store, token_store: TokenStore,
-                 make_pipeline: Callable[[], Pipeline], stop: StopEvent, log: Any) -> None:
+                 make_pipeline: Callable[[], Pipeline], stop: StopEvent, log: Logger) -> None:
         self.settings = settings
         self.store = store
         self.token_store = token_store

@@ -14,7 +14,6 @@ import contextlib
 import queue
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from watchfolder import fsinfo, logs
 from watchfolder.config.settings import Settings
@@ -39,7 +38,7 @@ from watchfolder.tiktok.tokens import TokenManager, TokenStore
 from watchfolder.tiktok.upload import ChunkUploader
 
 
-def build(settings: Settings, *, clock: Callable[[], float] = time.time, log: Any = None,
+def build(settings: Settings, *, clock: Callable[[], float] = time.time, log: logs.Logger | None = None,
           hooks: Sequence[Hook] = (), stop: StopEvent | None = None) -> Daemon:
     """Open everything the daemon needs, in order (see the module docstring); return it ready to ``run``.
 
@@ -109,7 +108,7 @@ def build(settings: Settings, *, clock: Callable[[], float] = time.time, log: An
 
 def pipeline_factory(settings: Settings, *, tokens: TokenManager, token_store: TokenStore,
                      mediahost: MediaHost | None, clock: Callable[[], float], stop: StopEvent,
-                     log: Any) -> Callable[[], Pipeline]:
+                     log: logs.Logger) -> Callable[[], Pipeline]:
     """Return what builds a worker thread's pipeline: its own store connection, pacer and HTTP sessions."""
 
     def make() -> Pipeline:

@@ -23,6 +23,7 @@ from watchfolder.core.model import Kind, Mode, State
 from watchfolder.intake import entries, settle
 from watchfolder.intake.ignore import is_ignored
 from watchfolder.intake.watcher import WatchEvent
+from watchfolder.logs import Logger
 from watchfolder.media import convert
 from watchfolder.media import probe as media
 from watchfolder.openfile import Identity, NotTheFile, OpenMedia
@@ -53,7 +54,7 @@ class Intake:
     """Owns the settle windows and the 'notices' (symlinks, unreadable files, orphan settings) for `status`."""
 
     def __init__(self, settings: Settings, store: Store, events: queue.Queue[WatchEvent], *,
-                 log: Any, fingerprint: Callable[..., settle.Fingerprint | None] = settle.fingerprint) -> None:
+                 log: Logger, fingerprint: Callable[..., settle.Fingerprint | None] = settle.fingerprint) -> None:
         self.settings = settings
         self.store = store
         self.events = events

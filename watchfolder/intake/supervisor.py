@@ -18,11 +18,11 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from watchdog.observers.api import BaseObserver
 
 from watchfolder import fsinfo
+from watchfolder.logs import Logger
 
 MAX_BACKOFF = 60.0      # seconds between restart attempts, at most
 HEALTHY_RESET = 60.0    # an observer alive this long has its restart backoff forgotten
@@ -54,7 +54,7 @@ class InboxSupervisor:
     """The observer of one account's inbox and everything needed to keep it running."""
 
     def __init__(self, account: str, path: Path, *, launch: Launch, choose: Choose, poll_interval: float,
-                 log: Any) -> None:
+                 log: Logger) -> None:
         """Given the account, its inbox, how to launch and choose observers, return an idle supervisor."""
         self.account = account
         self.path = path

@@ -22,7 +22,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import structlog
 from watchdog import events as wd
@@ -37,6 +36,7 @@ from watchfolder.intake.supervisor import (
     discard,
     quietly,
 )
+from watchfolder.logs import Logger
 
 # Left out on purpose: opened and closed-without-writing, which our own reading (sniffing, hashing,
 # uploading) produces and which would wake intake for every file it reads; and a folder's "modified",
@@ -97,7 +97,7 @@ class _InboxHandler(wd.FileSystemEventHandler):
     """Turns watchdog events under one inbox into WatchEvents. Runs on watchdog's dispatch thread."""
 
     def __init__(self, account: str, inbox: str, ignore_globs: Sequence[str],
-                 post: Callable[[WatchEvent], None], log: Any) -> None:
+                 post: Callable[[WatchEvent], None], log: Logger) -> None:
         super().__init__()
         self.account = account
         self.prefix = inbox.rstrip(os.sep) + os.sep
@@ -142,7 +142,7 @@ class Watcher:
     def __init__(self, inboxes: Mapping[str, Path], events: queue.Queue[WatchEvent], *,
                  observer: str = "auto", poll_interval: float = 5.0, rescan_seconds: float = 300.0,
                  ignore_globs: Sequence[str] = (), mounts: Sequence[fsinfo.Mount] | None = None,
-                 log: Any = None, observer_factory: ObserverFactory | None = None) -> None:
+                 log: Logger | None = None, observer_factory: ObserverFactory | None = None) -> None:
         """Given account → inbox folder, the queue to fill and the ``watch:`` settings, return an idle watcher.
 
         ``mounts`` fixes the mount table (tests); by default it is read again at every observer start,

@@ -26,7 +26,7 @@ class MetricsServer:
     """The /healthz and /metrics server, as a daemon hook. Serves from construction, so a taken port fails
     before anything else starts, and /healthz says "starting" until the daemon is ready."""
 
-    def __init__(self, settings: Settings, monitor: HealthMonitor, *, log: Any = None,
+    def __init__(self, settings: Settings, monitor: HealthMonitor, *, log: logs.Logger | None = None,
                  limits: Limits | None = None) -> None:
         """Given the settings (``metrics.listen`` set), the shared monitor and the server's limits (default
         ``LIMITS``), bind the address and serve.

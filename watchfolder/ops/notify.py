@@ -101,8 +101,8 @@ def done_event(item: Any, name: str, mode: str, now: float) -> Event:
 class Sender:
     """POSTs events from a queue on its own thread, three attempts each; never raises into the daemon."""
 
-    def __init__(self, *, webhook: str | None, ntfy: str | None, log: Any = None, timeout: float = TIMEOUT,
-                 retry_delays: tuple[float, ...] = RETRY_DELAYS) -> None:
+    def __init__(self, *, webhook: str | None, ntfy: str | None, log: logs.Logger | None = None,
+                 timeout: float = TIMEOUT, retry_delays: tuple[float, ...] = RETRY_DELAYS) -> None:
         self.webhook, self.ntfy = webhook, ntfy
         self.log = log if log is not None else logs.get_logger()
         self.timeout = timeout
@@ -178,7 +178,7 @@ class Sender:
 class Notifier:
     """The daemon hook that finds events in the store and hands them to a Sender."""
 
-    def __init__(self, settings: Settings, *, sender: Sender | None = None, log: Any = None,
+    def __init__(self, settings: Settings, *, sender: Sender | None = None, log: logs.Logger | None = None,
                  scan_seconds: float = SCAN_SECONDS, expiry_seconds: float = EXPIRY_SECONDS) -> None:
         self.settings = settings
         self.log = log if log is not None else logs.get_logger()

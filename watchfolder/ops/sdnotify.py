@@ -63,7 +63,7 @@ def watchdog_interval(env: Mapping[str, str], pid: int | None = None) -> float |
 class Notify:
     """Sends sd_notify messages; never raises (a lost status line must not stop the daemon)."""
 
-    def __init__(self, address: str | bytes, log: Any = None) -> None:
+    def __init__(self, address: str | bytes, log: logs.Logger | None = None) -> None:
         self.address = address
         self.log = log if log is not None else logs.get_logger()
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
@@ -204,7 +204,7 @@ class SystemdNotifier:
             return "running"
 
 
-def from_env(env: Mapping[str, str], monitor: HealthMonitor, log: Any = None) -> SystemdNotifier | None:
+def from_env(env: Mapping[str, str], monitor: HealthMonitor, log: logs.Logger | None = None) -> SystemdNotifier | None:
     """Given the environment and the shared health monitor, return the sd_notify hook, or None outside systemd."""
     address = socket_address(env)
     if address is None:

@@ -191,7 +191,7 @@ class TokenManager:
     """
 
     def __init__(self, store: TokenStore, oauth: OAuthClient, *, margin_seconds: float = 300,
-                 clock: Callable[[], float] = time.time, log: Any = None) -> None:
+                 clock: Callable[[], float] = time.time, log: logs.Logger | None = None) -> None:
         self.store = store
         self.oauth = oauth
         self.margin_seconds = margin_seconds
