@@ -16,7 +16,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Mapping, MutableMapping
-from typing import IO, Any
+from typing import Any, TextIO
 
 import structlog
 from structlog.typing import FilteringBoundLogger
@@ -201,7 +201,7 @@ def _level_number(level: str) -> int:
 _PRIORITIES = {"debug": 7, "info": 6, "warning": 4, "warn": 4, "error": 3, "exception": 3, "critical": 2}
 
 
-def journal_stream(stream: IO[str], env: Mapping[str, str] | None = None) -> bool:
+def journal_stream(stream: TextIO, env: Mapping[str, str] | None = None) -> bool:
     """True when ``stream`` is the journal's stream systemd handed us ($JOURNAL_STREAM names its device:inode)."""
     value = (os.environ if env is None else env).get("JOURNAL_STREAM", "")
     try:
@@ -229,7 +229,7 @@ def _stamper(zone: datetime.tzinfo | None) -> Any:
     return stamp
 
 
-def configure(level: str = "info", *, json: bool | None = None, stream: IO[str] | None = None,
+def configure(level: str = "info", *, json: bool | None = None, stream: TextIO | None = None,
               zone: datetime.tzinfo | None = None, journal: bool | None = None) -> None:
     """Set up structlog (and the stdlib ``logging`` of libraries) for this process.
 
@@ -278,7 +278,7 @@ class _Prefixed:
         return _priority_prefix(logger, method_name, self.renderer(logger, method_name, event_dict))
 
 
-def _configure_stdlib(number: int, output: IO[str], shared: list[Any], renderer: Any) -> None:
+def _configure_stdlib(number: int, output: TextIO, shared: list[Any], renderer: Any) -> None:
     """Route stdlib logging (urllib3, watchdog) through the same chain, redaction included.
 
     urllib3 logs request lines at DEBUG, and an upload URL carries an upload token in its

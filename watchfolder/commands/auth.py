@@ -8,6 +8,7 @@ import json
 import sys
 import time
 import webbrowser
+from typing import Any
 
 from watchfolder import logs
 from watchfolder.config.settings import Settings
@@ -42,7 +43,7 @@ def do_import(settings: Settings, args: argparse.Namespace, now: float) -> int:
 
 def do_list(settings: Settings, as_json: bool, now: float) -> int:
     store = TokenStore(settings.state_dir)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for account in settings.accounts:
         tokens = store.load(account.name)
         if tokens is None:

@@ -9,6 +9,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TextIO
 
 from watchfolder import logs
 from watchfolder.config import settings as config
@@ -40,7 +41,7 @@ def write_config(base: Path, api_base_url: str, client_key: str) -> Path:
     return path
 
 
-def main(*, keep: bool = False, out: object = None) -> int:
+def main(*, keep: bool = False, out: TextIO | None = None) -> int:
     stream = out if out is not None else sys.stdout
     say = lambda text: print(text, file=stream, flush=True)  # noqa: E731
     base = Path(tempfile.mkdtemp(prefix="watchfolder-demo-"))

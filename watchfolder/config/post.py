@@ -87,11 +87,11 @@ class SettingsLoader(UniqueKeyLoader):
     any value is built.
     """
 
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:  # type: ignore[override]
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:  # type: ignore[override]
         event = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, yaml.AliasEvent):
             raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a settings file",
-                                              event.start_mark)
+                                              event.start_mark)  # type: ignore[arg-type]  # the stubs' two Marks
         if getattr(event, "anchor", None) is not None:
             raise yaml.composer.ComposerError(None, None, "anchors (&name) are not allowed in a settings file",
                                               event.start_mark)

@@ -28,11 +28,10 @@ from watchfolder.core.text import bounded, printable
 
 __all__ = ["ConfigError", "Settings", "load", "parse_duration", "parse_listen"]
 
-_frozen = dataclasses.dataclass(frozen=True, slots=True)
 MIN_CHUNK, MAX_CHUNK = 5_242_880, 64_000_000  # TikTok's rule for every chunk but the last
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True)
 class TikTokSettings:
     client_key: str
     client_secret: str | None = dataclasses.field(repr=False)  # never printed
@@ -47,7 +46,7 @@ class TikTokSettings:
     refresh_warn_days: float = 14
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True)
 class WatchSettings:
     observer: str = "auto"
     poll_interval: float = 5
@@ -56,7 +55,7 @@ class WatchSettings:
     ignore: tuple[str, ...] = ()
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True)
 class UploadSettings:
     chunk_size: int = 10_000_000
     status_poll_seconds: float = 10
@@ -65,19 +64,19 @@ class UploadSettings:
     retry_max_seconds: float = 21600
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True)
 class MediaHostSettings:
     url_prefix: str | None = None
     serve: tuple[str, int] | None = None
     publish_dir: Path | None = None
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True)
 class PhotosSettings:
     convert: bool = False
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True)
 class MetricsSettings:
     listen: tuple[str, int] | None = None
 
@@ -85,14 +84,14 @@ class MetricsSettings:
 NOTIFY_EVENTS = ("item_done", "item_failed", "account_paused", "token_expiring")
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True)
 class NotifySettings:
     webhook: str | None = None
     ntfy: str | None = None
     events: tuple[str, ...] = NOTIFY_EVENTS  # the events sent; one left out is not announced
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True)
 class AccountSettings:
     name: str
     mode: Mode
@@ -100,7 +99,7 @@ class AccountSettings:
     defaults: Mapping[str, object]  # checked by postsettings.check_keys_and_values; read-only
 
 
-@_frozen
+@dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
     path: Path
     root: Path

@@ -65,8 +65,7 @@ def flag(value: object) -> bool:
 
 def whole(low: int, high: int | None = None, what: str = "a whole number") -> Converter:
     def convert(value: object) -> int:
-        in_range = isinstance(value, int) and value >= low and (high is None or value <= high)
-        if in_range and not isinstance(value, bool):
+        if isinstance(value, int) and not isinstance(value, bool) and value >= low and (high is None or value <= high):
             return value
         span = f"from {low:,} to {high:,}" if high is not None else f"{low} or more"
         raise ValueError(f"must be {what} {span}, got {show(value)}")

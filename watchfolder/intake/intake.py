@@ -257,9 +257,10 @@ class Intake:
         inbox = self.inbox(entry.account)
         settings_path = entries.settings_for(inbox, entry.name) if entry.kind != "photo_set" else None
         settings_name = settings_path.name if settings_path is not None else None
-        base = {"size": fp.size, "mtime_ns": fp.mtime_ns, "ctime_ns": fp.ctime_ns, "ino": fp.ino,
-                "settings_name": settings_name, "source_mode": str(account.mode)}
+        base: dict[str, Any] = {"size": fp.size, "mtime_ns": fp.mtime_ns, "ctime_ns": fp.ctime_ns, "ino": fp.ino,
+                                "settings_name": settings_name, "source_mode": str(account.mode)}
         kind = Kind.PHOTO if entry.kind in ("photo", "photo_set") else Kind.VIDEO
+        content_type: str | None
         try:
             if entry.kind == "video":
                 # Sniffed from a descriptor opened without following links and proven to be the file

@@ -18,7 +18,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -69,9 +69,9 @@ class LstatPollingObserver(PollingObserver):
     def __init__(self, *, timeout: float, ignore_globs: Sequence[str] = ()) -> None:
         globs = tuple(ignore_globs)
 
-        def listdir(path: str | None) -> list[os.DirEntry[str]]:
+        def listdir(path: str | None) -> Iterator[os.DirEntry[str]]:
             with os.scandir(path) as listing:
-                return [entry for entry in listing if not is_ignored(entry.name, globs)]
+                return iter([entry for entry in listing if not is_ignored(entry.name, globs)])
 
         emitter = partial(PollingEmitter, stat=os.lstat, listdir=listdir)
         BaseObserver.__init__(self, emitter, timeout=timeout)  # type: ignore[arg-type]

@@ -138,13 +138,13 @@ class ChunkUploader:
         except ValueError as exc:
             raise OSError(f"the proxy setting cannot be used: {exc}") from None
         # Through a proxy: a CONNECT tunnel to the upload host (TLS end to end; sendfile on plain HTTP).
-        address = (proxy.host, proxy.port) if proxy else (netloc, None)
+        host, port = (proxy.host, proxy.port) if proxy else (netloc, None)
         if scheme == "https":
             if self._ssl_context is None:
                 self._ssl_context = transport.ssl_context(self._env)
-            connection = http.client.HTTPSConnection(*address, timeout=self.timeout, context=self._ssl_context)
+            connection = http.client.HTTPSConnection(host, port, timeout=self.timeout, context=self._ssl_context)
         else:
-            connection = http.client.HTTPConnection(*address, timeout=self.timeout)
+            connection = http.client.HTTPConnection(host, port, timeout=self.timeout)
         if proxy is not None:
             connection.set_tunnel(netloc, headers=proxy.headers())
         connection.connect()
