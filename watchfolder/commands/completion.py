@@ -11,7 +11,6 @@ import argparse
 import shlex
 from dataclasses import dataclass, field
 
-SHELLS = ("bash", "zsh", "fish")
 FILE_OPTIONS = frozenset({"-c", "--config"})
 
 
