@@ -67,7 +67,7 @@ class UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
         seen: set[object] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=True)
             try:
                 repeated = key != "<<" and key in seen  # "<<" is YAML's merge key, repeatable
             except TypeError:
@@ -87,15 +87,15 @@ class SettingsLoader(UniqueKeyLoader):
     any value is built.
     """
 
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:  # type: ignore[override]
-        event = self.peek_event()  # type: ignore[no-untyped-call]
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event = self.peek_event()
         if isinstance(event, yaml.AliasEvent):
             raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a settings file",
                                               event.start_mark)  # type: ignore[arg-type]  # the stubs' two Marks
         if getattr(event, "anchor", None) is not None:
             raise yaml.composer.ComposerError(None, None, "anchors (&name) are not allowed in a settings file",
                                               event.start_mark)
-        return super().compose_node(parent, index)  # type: ignore[no-untyped-call, no-any-return]
+        return super().compose_node(parent, index)
 
 
 def load_yaml(text: str, loader: type[yaml.SafeLoader] = UniqueKeyLoader) -> object:
