@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import select
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -249,6 +252,67 @@ def test_a_handler_bug_is_a_500_for_that_request_only() -> None:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def test_a_failing_error_report_does_not_cost_the_server_its_only_worker() -> None:
+    class Server(httpserve.BoundedServer):
+        def handle_error(self, address: object, exc: BaseException) -> None:
+            raise OSError("the log is on a full disk")
+
+    server = Server(("127.0.0.1", 0), _Broken, dataclasses.replace(httpserve.Limits(), workers=1))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        for _ in range(3):
+            assert requests.get(base + "/bug", timeout=5).status_code == 500
+            assert requests.get(base + "/", timeout=5).text == "fine\n"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+CHILD = """
+import resource, sys, time
+from pathlib import Path
+resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
+from watchfolder.mediahost.server import LIMITS, FileServer
+import dataclasses
+server = FileServer(("127.0.0.1", 0), Path(sys.argv[1]), "/tiktok/", dataclasses.replace(LIMITS, header_seconds=60))
+server.start()
+print(server.bound_port, flush=True)
+sys.stdin.read()
+"""
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_descriptors_the_server_neither_spins_nor_stops_answering(files: Path) -> None:
+    """More clients than the process may have descriptors: the longest waiter is dropped for a new one."""
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(files)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parent.parent)
+    slow = []
+    try:
+        assert child.stdout is not None
+        port = int(child.stdout.readline())
+        for _ in range(100):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            sock.sendall(b"GET /tiktok/x HTTP/1.1\r\n")
+            slow.append(sock)
+        time.sleep(1.0)  # let it work through the queue
+        before = _cpu_seconds(child.pid)
+        time.sleep(1.0)
+        assert _cpu_seconds(child.pid) - before < 0.5, "the server spins while out of descriptors"
+        response = requests.get(f"http://127.0.0.1:{port}/tiktok/{NAME}", timeout=5)
+        assert response.status_code == 200 and response.content == BODY
+    finally:
+        for sock in slow:
+            sock.close()
+        child.communicate(timeout=10)
 
 
 def test_when_every_connection_is_being_answered_a_new_one_gets_503(tmp_path: Path) -> None:

@@ -30,10 +30,12 @@ Over 300 lines because the selector loop, its limits and the handler side are on
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import queue
 import re
+import select
 import selectors
 import socket
 import struct
@@ -49,6 +51,7 @@ _SLICE = 8 * 1024 * 1024  # sendfile in slices, so the request deadline is check
 _MAX_DIGITS = 18  # a number longer than this in Content-Length or Range is malformed, never int()ed
 LINGER_SECONDS = 2.0  # after an error answer, how long what the client still sends is read and dropped
 LINGER_BYTES = 1024 * 1024
+_HEADROOM = 4  # connections dropped when the process runs out of descriptors
 
 
 @dataclass(frozen=True)
@@ -200,20 +203,20 @@ class BoundedHandler(BaseHTTPRequestHandler):
                 raise EOFError("the file ended before its announced length")
             return
         self.connection.settimeout(self.io_timeout())  # a timeout makes the descriptor non-blocking
-        with selectors.DefaultSelector() as writable:
-            writable.register(self.connection, selectors.EVENT_WRITE)
-            while left > 0:
-                try:
-                    sent = os.sendfile(self.connection.fileno(), file.fileno(), offset, min(left, _SLICE))
-                except BlockingIOError:
-                    if not writable.select(self.io_timeout()):
-                        self.request.timed_out = True
-                        raise TimeoutError("the client read nothing for too long") from None
-                    continue
-                if sent == 0:
-                    raise EOFError("the file ended before its announced length")
-                offset, left = offset + sent, left - sent
-                self.request.written += sent
+        writable = select.poll()  # poll, unlike epoll, needs no descriptor of its own (EMFILE-proof)
+        writable.register(self.connection, select.POLLOUT)
+        while left > 0:
+            try:
+                sent = os.sendfile(self.connection.fileno(), file.fileno(), offset, min(left, _SLICE))
+            except BlockingIOError:
+                if not writable.poll(self.io_timeout() * 1000):
+                    self.request.timed_out = True
+                    raise TimeoutError("the client read nothing for too long") from None
+                continue
+            if sent == 0:
+                raise EOFError("the file ended before its announced length")
+            offset, left = offset + sent, left - sent
+            self.request.written += sent
 
 
 class BoundedServer:
@@ -262,23 +265,36 @@ class BoundedServer:
             self._selector.register(self.socket, selectors.EVENT_READ, "listen")
             self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
             while not self._stop.is_set():
-                for key, _ in self._selector.select(self._next_timeout(poll_interval)):
-                    if key.data == "listen":
-                        self._accept()
-                    elif key.data == "wake":
-                        self._drain_wake()
-                    else:
-                        try:
-                            self._receive(key.data)
-                        except Exception as exc:  # noqa: BLE001 - one connection's bug must not stop the server
-                            self.handle_error(key.data.address, exc)
-                            self._drop(key.data)
-                self._take_back()
-                self._expire()
+                try:
+                    self._step(poll_interval)
+                except Exception as exc:  # noqa: BLE001 - a bug in one step must not stop the server for good
+                    self._report(None, exc)
+                    self._stop.wait(0.05)  # and must not spin if it repeats
         finally:
             for key in list(self._selector.get_map().values()):
                 self._selector.unregister(key.fileobj)
             self._stopped.set()
+
+    def _step(self, poll_interval: float) -> None:
+        for key, _ in self._selector.select(self._next_timeout(poll_interval)):
+            if key.data == "listen":
+                self._accept()
+            elif key.data == "wake":
+                self._drain_wake()
+            else:
+                try:
+                    self._receive(key.data)
+                except Exception as exc:  # noqa: BLE001 - one connection's bug must cost that connection only
+                    self._report(key.data.address, exc)
+                    self._drop(key.data)
+        self._take_back()
+        self._expire()
+
+    def _report(self, address: Any, exc: BaseException) -> None:
+        try:
+            self.handle_error(address, exc)
+        except Exception:  # noqa: BLE001, S110 - reporting must never be what stops the server
+            pass
 
     def shutdown(self) -> None:
         """Stop serve_forever and wait for it to return."""
@@ -328,8 +344,16 @@ class BoundedServer:
                 sock, address = self.socket.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError:
-                return  # e.g. EMFILE: the kernel keeps the connection queued; try on the next event
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    # Out of descriptors: the connection stays queued in the kernel and the listening
+                    # socket stays readable. Free a few (the longest waiters: room for the new client
+                    # and the file its request opens) or pause; never spin.
+                    for _ in range(min(_HEADROOM, len(self._pending))):
+                        self._drop(min(self._pending.values(), key=lambda c: (not c.closing, c.waiting_since)))
+                    if not self._pending:
+                        self._stop.wait(0.05)
+                return  # ECONNABORTED and the like: that client is gone already
             sock.setblocking(False)
             if len(self._pending) + self._active_count() >= self.limits.max_connections:
                 if not self._pending:
@@ -487,6 +511,8 @@ class BoundedServer:
             keep = False
             try:
                 keep = self._answer(sock, address, request)
+            except Exception as exc:  # noqa: BLE001 - a worker must outlive anything one request does
+                self._report(address, exc)
             finally:
                 with self._lock:
                     self._active.discard(sock)
@@ -510,7 +536,7 @@ class BoundedServer:
             request.timed_out = True
             return False  # the client went away or was too slow
         except Exception as exc:  # noqa: BLE001 - a handler's bug must cost one connection, never the server
-            self.handle_error(address, exc)
+            self._report(address, exc)
             if request.written == 0:
                 _send_quietly(sock, _plain(500, "internal error\n", {}), blocking=True)
             return False

@@ -6,6 +6,7 @@ listing, never a redirect, never a file that is not a regular staged file.
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
@@ -125,7 +126,11 @@ class _Handler(BoundedHandler):
         name = self._staged_name()
         try:
             fd = os.open(self.server.files_dir / name, os.O_RDONLY | os.O_NOFOLLOW) if name else -1
-        except OSError:
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE):  # out of descriptors: a moment, not a missing file
+                self.close_connection = True
+                self._plain(503, "busy, try again\n", {"Retry-After": "1"})
+                return
             fd = -1
         if fd < 0:
             self._plain(404, "not found\n")
