@@ -25,7 +25,7 @@ from watchfolder.config import post
 from watchfolder.config import settings as config
 from watchfolder.core.errors import ConfigError, MediaError
 from watchfolder.core.model import Kind, Mode
-from watchfolder.core.text import display_name
+from watchfolder.core.text import bounded, display_name, printable, short
 from watchfolder.httpserve import Unsatisfiable, byte_range
 from watchfolder.intake import entries
 from watchfolder.media import probe, samples
@@ -332,6 +332,17 @@ def test_display_name_is_always_printable_utf8(name: str) -> None:
     shown.encode("utf-8")  # no surrogate survives: a sidecar or a log line can always hold it
     assert "\n" not in shown and "\r" not in shown and "\x00" not in shown
     assert len(shown) <= 10 * len(name) + 10
+
+
+@FAST
+@given(value=structures | st.binary(max_size=300).map(os.fsdecode) | st.text(max_size=20_000),
+       limit=st.integers(1, 200))
+def test_short_quotes_any_value_in_bounded_printable_text(value: object, limit: int) -> None:
+    shown = short(value, limit)
+    shown.encode("utf-8")
+    assert len(shown) <= 8 * limit + 60  # escapes may widen what is kept, never without bound
+    assert len(bounded(str(value), limit)) <= limit + 40
+    printable(str(value)).encode("utf-8")
 
 
 @FAST
