@@ -78,9 +78,11 @@ def test_the_pending_draft_cap_is_a_wait_and_the_queue_resumes_a_day_later(tmp_p
 
 
 def _waiting(rig: Rig):
+    """Status once the account waits and the refused item is parked (the account's wait is recorded a
+    moment before the item leaves ``uploading``)."""
     data = report.collect(rig.settings, rig.emulator.clock.now())
     accounts = data["accounts"]
-    return data if accounts and accounts[0]["note"].startswith("waiting") else None
+    return data if accounts and accounts[0]["note"].startswith("waiting") and accounts[0]["uploading"] == 0 else None
 
 
 def test_a_capped_account_does_not_hold_up_another(tmp_path):
