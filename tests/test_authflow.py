@@ -65,7 +65,7 @@ class TestRedirectUri:
 class TestCallbackServer:
     def serve(self) -> tuple[authflow.CallbackServer, queue.Queue[tuple[str, Any]]]:
         answers: queue.Queue[tuple[str, Any]] = queue.Queue()
-        server = authflow.CallbackServer("http://127.0.0.1:*/callback/", answers)
+        server = authflow.CallbackServer("http://127.0.0.1:*/callback/", answers, state="S")
         server.start()
         return server, answers
 
@@ -202,15 +202,28 @@ class TestLogin:
         assert store.load("alice") is None
         assert [r for r in emulator.records.requests if r.endpoint == "token"] == []
 
-    def test_a_forged_callback_to_the_local_server_is_refused(self, emulator: Any, store: TokenStore) -> None:
-        def forger(url: str) -> None:
+    @pytest.mark.parametrize("forged", [
+        {"code": "attacker-code", "state": "guess"},        # someone else's code, to link their account
+        {"code": "attacker-code"},                          # no state at all
+        {"error": "access_denied"},                         # any open page aborting the login, before
+        {"error": "access_denied", "state": ""},
+    ])
+    def test_a_callback_without_this_logins_state_is_ignored_and_the_login_goes_on(
+            self, emulator: Any, store: TokenStore, forged: dict[str, str]) -> None:
+        emulator.add_user("alice", scopes=("user.info.basic", "video.upload"))
+        refused = []
+
+        def forger_then_user(url: str) -> None:
             redirect_uri = parse_qs(urlsplit(url).query)["redirect_uri"][0]
-            requests.get(redirect_uri + "?code=attacker-code&state=guess", timeout=10)
+            refused.append(requests.get(redirect_uri, params=forged, timeout=10))
+            browser(url)   # then the user approves, as they meant to
 
-        with pytest.raises(AuthError, match="state mismatch"):
-            login(emulator, store, io.StringIO(), open_browser=forger)
+        tokens = login(emulator, store, io.StringIO(), open_browser=forger_then_user)
 
-        assert store.load("alice") is None
+        assert refused[0].status_code == 400 and "does not belong to the sign-in" in refused[0].text
+        assert store.load("alice") == tokens
+        exchanged = [r for r in emulator.records.requests if r.endpoint == "token"]
+        assert len(exchanged) == 1   # only the real code was ever sent to TikTok
 
     def test_a_declined_consent_is_an_auth_error(self, emulator: Any, store: TokenStore) -> None:
         def decline(url: str) -> None:

@@ -244,7 +244,7 @@ def test_account_names_must_be_usable_as_folder_names(tmp_path: Path, name: str)
 
     [problem] = problems_of(path)
 
-    assert "must be usable as a folder name" in problem
+    assert "must be usable as a folder name" in problem and "letters, digits, spaces" in problem
 
 
 def test_account_names_differing_only_in_case_are_refused(tmp_path: Path) -> None:
@@ -302,6 +302,30 @@ def test_media_host_needs_a_valid_prefix_and_one_way_of_serving(tmp_path: Path, 
     [found] = problems_of(write(tmp_path, MINIMAL + "media_host:\n" + body))
 
     assert found.startswith(problem)
+
+
+@pytest.mark.parametrize(("api_base_url", "accepted"), [
+    (None, False),                                   # TikTok itself, the default
+    ("https://open.tiktokapis.com", False),
+    ("https://open-api.TikTokAPIs.com/", False),
+    ("http://127.0.0.1:8900", True),                 # an emulator (tests, the demo)
+    ("https://tiktok-emulator.lan", True),
+])
+def test_an_http_media_host_is_refused_while_tiktok_itself_pulls(tmp_path: Path, api_base_url: str | None,
+                                                                 accepted: bool) -> None:
+    text = MINIMAL + "media_host:\n  url_prefix: http://m.example.com/t/\n  serve: :8787\n"
+    if api_base_url:
+        text = text.replace("aw123\n", f"aw123\n  api_base_url: {api_base_url}\n")
+    path = write(tmp_path, text)
+
+    if accepted:
+        assert config.load(path, {}).media_host.url_prefix == "http://m.example.com/t/"
+    else:
+        [problem] = problems_of(path)
+        assert problem.startswith("at 'media_host.url_prefix': TikTok fetches photos and pulled videos only over "
+                                  "https: use an https:// prefix")
+    https = write(tmp_path, text.replace("http://m.example", "https://m.example"))
+    assert config.load(https, {}).media_host.url_prefix == "https://m.example.com/t/"
 
 
 def test_retry_max_shorter_than_retry_initial_is_a_problem(tmp_path: Path) -> None:

@@ -59,15 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
     login.add_argument("account")
     login.add_argument("--paste", action="store_true", help="do not wait for the browser: paste the redirect URL")
     login.add_argument("--no-browser", action="store_true", help="print the URL instead of opening a browser")
-    imp = auth_sub.add_parser("import", help="store tokens obtained elsewhere")
+    imp = auth_sub.add_parser("import", help="store tokens obtained elsewhere, read from stdin or --file")
     _add_config(imp, top=False)
     imp.add_argument("account")
-    imp.add_argument("--access-token", required=True)
-    imp.add_argument("--refresh-token", required=True)
-    imp.add_argument("--open-id", default="")
-    imp.add_argument("--expires-in", type=float, default=86400.0)
-    imp.add_argument("--refresh-expires-in", type=float, default=31536000.0)
-    imp.add_argument("--scope", default="")
+    imp.add_argument("--file", metavar="PATH", help="read TikTok's token JSON (or key=value lines) from PATH "
+                     "instead of stdin")
+    imp.add_argument("--access-token", help="deprecated: visible to other local users; pipe the tokens in")
+    imp.add_argument("--refresh-token", help="deprecated: visible to other local users; pipe the tokens in")
+    imp.add_argument("--open-id", default=None)
+    imp.add_argument("--expires-in", type=float, default=None, help="seconds (default: the input's, or a day)")
+    imp.add_argument("--refresh-expires-in", type=float, default=None,
+                     help="seconds (default: the input's, or 365 days)")
+    imp.add_argument("--scope", default=None)
     lst = auth_sub.add_parser("list", help="accounts, token expiry and scopes (never the tokens)")
     _add_config(lst, top=False)
     lst.add_argument("--json", action="store_true")
@@ -114,7 +117,7 @@ def _split_emulator(argv: list[str]) -> tuple[list[str], list[str]] | None:
 
 
 VALUE_OPTIONS = ("--open-id", "--access-token", "--refresh-token", "--scope", "--expires-in",
-                 "--refresh-expires-in", "--config", "-c")
+                 "--refresh-expires-in", "--file", "--config", "-c")
 
 
 def join_values(argv: list[str]) -> list[str]:

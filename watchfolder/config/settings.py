@@ -16,19 +16,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import urlsplit
 
 from watchfolder.config import lookup
 from watchfolder.config import post as postsettings
 from watchfolder.config import values as cv
 from watchfolder.config.values import Converter, parse_duration, parse_listen
-from watchfolder.core import zones
+from watchfolder.core import accountname, zones
 from watchfolder.core.errors import ConfigError, UsageError
 from watchfolder.core.model import Mode, VideoSource
-from watchfolder.core.text import bounded, printable
+from watchfolder.core.text import bounded, display_name, printable
 
 __all__ = ["ConfigError", "Settings", "load", "parse_duration", "parse_listen"]
 
 MIN_CHUNK, MAX_CHUNK = 5_242_880, 64_000_000  # TikTok's rule for every chunk but the last
+TIKTOK_API_DOMAIN = "tiktokapis.com"         # api_base_url elsewhere is an emulator (tests, demo)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -272,6 +274,10 @@ def _build(raw: object, walk: _Walk, config_path: Path, env: Mapping[str, str]) 
     media_host = MediaHostSettings(**walk.fields(media, "media_host", _MEDIA_HOST),
                                    publish_dir=walk.value(media, "media_host", "publish_dir", to_path))
     _check_media_host(media, walk)
+    if (media_host.url_prefix or "").lower().startswith("http://") and _is_tiktok(tiktok.api_base_url):
+        walk.problem("media_host.url_prefix", "TikTok fetches photos and pulled videos only over https: use an "
+                     "https:// prefix (a reverse proxy with a certificate in front of media_host.serve); http:// "
+                     "is accepted only while tiktok.api_base_url points at an emulator")
     photos, metrics = PhotosSettings(**section("photos", _PHOTOS)), MetricsSettings(**section("metrics", _METRICS))
     notify = NotifySettings(**section("notify", _NOTIFY))
     accounts = _accounts(top.get("accounts"), walk, media_host)
@@ -328,6 +334,12 @@ def _client_secret(section: Mapping[str, object], walk: _Walk, to_path: Converte
     return None, "none"
 
 
+def _is_tiktok(api_base_url: str) -> bool:
+    """True when the API base URL is TikTok's own (``*.tiktokapis.com``), not an emulator's."""
+    host = (urlsplit(api_base_url).hostname or "").lower()
+    return host == TIKTOK_API_DOMAIN or host.endswith("." + TIKTOK_API_DOMAIN)
+
+
 def _check_media_host(raw: Mapping[str, object], walk: _Walk) -> None:
     if not raw:
         return  # the section is optional: absent means photos and pull_from_url are unavailable
@@ -344,10 +356,10 @@ def _accounts(raw: object, walk: _Walk, media_host: MediaHostSettings) -> tuple[
     accounts: list[AccountSettings] = []
     folded: dict[str, str] = {}
     for name, body in raw.items():
-        key = f"accounts.{name}"
-        if not isinstance(name, str) or not name or name in (".", "..") or name.startswith(".") \
-                or any(char in name for char in "/\\\0"):
-            walk.problem(key, "an account name must be usable as a folder name: text, not hidden, no / or \\")
+        key = f"accounts.{display_name(name) if isinstance(name, str) else name}"   # a newline shown escaped
+        problem = accountname.problem(name)
+        if problem is not None:
+            walk.problem(key, problem)
             continue
         if name.casefold() in folded:  # one folder on a case-insensitive share (SMB, macOS)
             walk.problem(key, f"differs from account {folded[name.casefold()]!r} only in letter case")

@@ -307,6 +307,10 @@ class Pipeline(Outcomes):
                 # TikTok answered (with a refusal): no upload task exists, so nothing is ambiguous.
                 self.store.update(item.id, now=self.clock(), init_started_at=None)
             raise
+        except AuthError:
+            # No usable token, so no init went out: nothing to call orphaned when the account resumes.
+            self.store.update(item.id, now=self.clock(), init_started_at=None)
+            raise
         item = self.store.update(item.id, now=self.clock(), **result)
         held = self.store.account_state(item.account)
         if held.wait_until or held.probe_seconds or (held.paused_code and held.paused_code != "sign_in"):

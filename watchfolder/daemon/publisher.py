@@ -70,8 +70,9 @@ class Publisher:
             pass  # only bookkeeping for `check`; the upload goes on
 
     def tokens_stamp(self, account: str) -> float | None:
-        tokens = self.token_store.load(account)
-        return tokens.updated_at if tokens else None
+        """When the account's tokens were written (None: none, or damaged); never raises, as it runs while
+        the account is being paused for that very reason."""
+        return self.token_store.stamp(account)
 
     # ---- requests ------------------------------------------------------------------------------
 

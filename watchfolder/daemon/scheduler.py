@@ -119,8 +119,7 @@ class Scheduler:
     def _account_ready(self, account: str, now: float) -> bool:
         state = self.store.account_state(account)
         if state.paused_code == "sign_in":
-            tokens = self.token_store.load(account)
-            stamp = tokens.updated_at if tokens else None
+            stamp = self.token_store.stamp(account)   # a damaged file reads as None: still paused
             if stamp is None or stamp == state.paused_tokens_at:
                 return False
             self.store.set_account_state(account, paused_code=None, paused_message=None, paused_tokens_at=None)

@@ -13,6 +13,7 @@ from typing import Any
 
 from watchfolder.config.settings import Settings
 from watchfolder.core import machine, zones
+from watchfolder.core.errors import AuthError
 from watchfolder.core.model import Item, State
 from watchfolder.core.text import display_name, iso
 from watchfolder.ops import progress
@@ -68,9 +69,13 @@ def item_row(item: Item, now: float, zone: datetime.tzinfo | None = None,
     }
 
 
-def _account_note(account: str, state: AccountState, now: float, zone: datetime.tzinfo) -> str:
+def _account_note(account: str, state: AccountState, now: float, zone: datetime.tzinfo,
+                  token_problem: str | None = None) -> str:
     if state.paused_code == "sign_in":
-        return f"paused: sign in again: watchfolder auth login {account}"
+        why = token_problem or state.paused_message
+        return f"paused: sign in again: {why}" if why else f"paused: sign in again: watchfolder auth login {account}"
+    if token_problem:
+        return f"sign in again: {token_problem}"
     if state.paused_code:
         return f"paused: {state.paused_message or state.paused_code}; next try {_local(state.wait_until, zone)}"
     if state.wait_until and state.wait_until > now:
@@ -89,12 +94,15 @@ def account_rows(settings: Settings, store: Store, now: float) -> list[dict[str,
     for account in settings.accounts:
         name = account.name
         state = store.account_state(name)
-        held = tokens.load(name)
+        try:
+            held, token_problem = tokens.load(name), None
+        except AuthError as exc:   # a damaged token file holds this account only, and says why
+            held, token_problem = None, exc.message
         direct = str(account.mode) == "direct"
         sent_24h = queries.ledger_count(store, name, "post" if direct else "draft", now - 86400)
         cap = machine.DAILY_POST_CAP if direct else machine.PENDING_DRAFT_CAP
         rows.append({
-            "account": name, "mode": str(account.mode), "note": _account_note(name, state, now, zone),
+            "account": name, "mode": str(account.mode), "note": _account_note(name, state, now, zone, token_problem),
             "queued": counts[(name, "queued")] + counts[(name, "detected")], "waiting": counts[(name, "waiting")],
             "uploading": counts[(name, "uploading")], "processing": counts[(name, "processing")],
             "done_today": today[(name, "done")], "failed_today": today[(name, "failed")],
@@ -102,7 +110,7 @@ def account_rows(settings: Settings, store: Store, now: float) -> list[dict[str,
             # As far as we know: TikTok counts drafts the creator has not posted yet, and posts from other apps.
             "budget_left": max(0, cap - sent_24h),
             "budget_text": f"{'posts' if direct else 'drafts'} sent in 24 h: {sent_24h} of about {cap}",
-            "signed_in": held is not None,
+            "signed_in": held is not None, "tokens_problem": token_problem,
             "wait_until": iso(state.wait_until), "wait_reason": state.wait_reason, "paused": state.paused_code,
         })
     return rows

@@ -75,7 +75,7 @@ class CallbackServer:
     Raise OSError from the constructor when the port cannot be bound.
     """
 
-    def __init__(self, redirect_uri: str, answers: queue.Queue[tuple[str, Any]]) -> None:
+    def __init__(self, redirect_uri: str, answers: queue.Queue[tuple[str, Any]], *, state: str | None = None) -> None:
         parts = urlsplit(redirect_uri)
         host, port = _host_and_port(parts.netloc)
         bind_host = "127.0.0.1" if host in ("localhost", "127.0.0.1") else host.strip("[]")
@@ -90,6 +90,12 @@ class CallbackServer:
                 answer = parse_answer("?" + path.query)
                 if answer is None:
                     self._reply(400, "Nothing to do", "This address only receives TikTok's sign-in answer.")
+                    return
+                if state is not None and not (answer.state and secrets.compare_digest(answer.state, state)):
+                    # Not TikTok's answer to this login (any page may call a loopback address): ignored, so
+                    # it can neither abort the sign-in nor slip in someone else's code.
+                    self._reply(400, "Not this sign-in", "This answer does not belong to the sign-in running in "
+                                "the terminal, which goes on waiting.")
                     return
                 if answer.error:
                     self._reply(200, "Sign-in failed", f"TikTok said: {answer.error_description or answer.error}."
@@ -188,9 +194,11 @@ def login(
     """Sign ``account`` in to TikTok with PKCE and store its tokens; return them.
 
     ``paste`` None races the local callback server and a pasted redirect URL, True only reads
-    the paste, False only runs the server. Raise AuthError when the answer is an error, does not
-    belong to this login (state mismatch), does not come within ``timeout`` seconds, or the
-    code is refused; WatchfolderError when the token directory is not private.
+    the paste, False only runs the server. The server ignores an answer without this login's
+    ``state`` (any web page can call a loopback address); a pasted bare code has none and is taken.
+    Raise AuthError when the answer is an error, a pasted one belongs to another login (state
+    mismatch), none comes within ``timeout`` seconds, or the code is refused; WatchfolderError
+    when the token directory is not private.
     """
     store.check_permissions()
     verifier, state = new_verifier(), secrets.token_urlsafe(24)
@@ -199,7 +207,7 @@ def login(
     server: CallbackServer | None = None
     if paste is not True:
         try:
-            server = CallbackServer(redirect_uri, answers)
+            server = CallbackServer(redirect_uri, answers, state=state)
         except OSError as exc:
             where = urlsplit(redirect_uri).netloc
             if paste is False:
@@ -264,8 +272,10 @@ def _finish(oauth: OAuthClient, store: TokenStore, account: str, mode: Mode, ans
         raise AuthError(account, f"TikTok did not accept the sign-in ({exc}); {sign_in_hint(account)}",
                         code=exc.code) from None
     tokens = Tokens.from_grant(account, grant, now=now())
-    previous = _previous(store, account)
-    store.save(tokens)
+    with store.lock(account, on_wait=lambda: _say(stdout, "Waiting for the running daemon to finish renewing the "
+                                                          f"tokens of {account!r}…\n")):
+        previous = _previous(store, account)
+        store.save(tokens)
     if previous is not None and previous.open_id != tokens.open_id:
         stdout.write(f"Note: {account!r} was linked to another TikTok user before (open_id {previous.open_id}); "
                      "it now posts as the user below.\n")
@@ -298,6 +308,17 @@ def logout(*, oauth: OAuthClient, store: TokenStore, account: str, stdout: TextI
 
     A failed revoke is reported on ``stdout`` (and logged) but the local tokens are deleted anyway.
     """
+    with store.lock(account):   # a renewal by the daemon finishes first, and none starts meanwhile
+        return _logout_locked(oauth=oauth, store=store, account=account, stdout=stdout, now=now)
+
+
+def _say(stdout: TextIO, text: str) -> None:
+    stdout.write(text)
+    stdout.flush()
+
+
+def _logout_locked(*, oauth: OAuthClient, store: TokenStore, account: str, stdout: TextIO | None,
+                   now: Callable[[], float]) -> bool:
     try:
         tokens = store.load(account)
     except AuthError:

@@ -4,29 +4,36 @@ Files live in ``<state_dir>/tokens/<account>.json`` (directory 0700, files 0600)
 whole (temp file, fsync, rename, fsync of the directory). TikTok rotates refresh tokens and a
 rotated one must never be sent again (that can void the whole grant), so the manager refreshes
 one account at a time and commits the new refresh token before anyone uses the new access token.
+Across processes, ``tokens/<account>.lock`` (flock) keeps a renewal and a new sign-in from overwriting
+each other. (Over 300 lines: the file format, its lock and the renewal that relies on both.)
 """
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
+import math
 import os
-import re
 import secrets
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from watchfolder import logs
+from watchfolder.core import accountname
 from watchfolder.core.errors import AuthError, TikTokError, UsageError, WatchfolderError
 from watchfolder.core.model import Action
 from watchfolder.tiktok.oauth import OAuthClient, TokenGrant
 
-_ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MAX_TOKEN_FILE = 64 * 1024   # a token file is a few hundred bytes; anything much bigger is not one
+FROM_COMMAND_LINE = "command_line"   # Tokens.source of `auth import --access-token …` (check warns)
+Identity = tuple[int, int, int]    # (inode, mtime_ns, size) of a token file: a save always changes it
 
 
 def sign_in_hint(account: str) -> str:
@@ -50,6 +57,7 @@ class Tokens:
     refresh_expires_at: float
     scopes: tuple[str, ...]
     updated_at: float
+    source: str = ""   # how they came: "" (a sign-in or a renewal) or FROM_COMMAND_LINE
 
     def __repr__(self) -> str:
         return (
@@ -93,30 +101,77 @@ class TokenStore:
     def load(self, account: str) -> Tokens | None:
         """Return the stored tokens of ``account``, or None if it never signed in.
 
-        Raise AuthError (code ``tokens_unreadable``) if the file exists but cannot be used.
+        Raise AuthError (code ``tokens_unreadable``) if the file exists but cannot be used: unreadable,
+        not UTF-8 JSON, a key missing or of the wrong type. The message names the file, never its content.
         """
+        return self.read(account)[0]
+
+    def read(self, account: str) -> tuple[Tokens | None, Identity | None]:
+        """Return the tokens of ``account`` and the identity of the file they were read from (None, None
+        when there is none), from one open file, so the two always agree. Raise as :meth:`load` does."""
         path = self._path(account)
         try:
-            raw = path.read_text(encoding="utf-8")
+            descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
         except FileNotFoundError:
-            return None
+            return None, None
         except OSError as exc:
             raise AuthError(account, f"cannot read {path} ({exc.strerror}); {sign_in_hint(account)}",
                             code="tokens_unreadable") from None
         try:
-            data: dict[str, Any] = json.loads(raw)
-            tokens = Tokens(
-                account, str(data["open_id"]), str(data["access_token"]), float(data["access_expires_at"]),
-                str(data["refresh_token"]), float(data["refresh_expires_at"]),
-                tuple(str(scope) for scope in data["scopes"]), float(data["updated_at"]),
-            )
-        except (ValueError, KeyError, TypeError):
-            # Say what is wrong, never what the file holds.
-            raise AuthError(account, f"{path} is damaged; {sign_in_hint(account)}",
+            info = os.fstat(descriptor)
+            raw = os.read(descriptor, MAX_TOKEN_FILE + 1) if stat.S_ISREG(info.st_mode) else b""
+        except OSError as exc:
+            raise AuthError(account, f"cannot read {path} ({exc.strerror}); {sign_in_hint(account)}",
                             code="tokens_unreadable") from None
+        finally:
+            os.close(descriptor)
+        tokens = _parse(account, raw)
+        if tokens is None:
+            # Say what is wrong, never what the file holds.
+            raise AuthError(account, f"{path} is damaged; {sign_in_hint(account)}", code="tokens_unreadable")
         logs.register_secret(tokens.access_token)
         logs.register_secret(tokens.refresh_token)
-        return tokens
+        return tokens, (info.st_ino, info.st_mtime_ns, info.st_size)
+
+    def identity(self, account: str) -> Identity | None:
+        """Return the identity of ``account``'s token file now (None when there is none); never raises."""
+        try:
+            info = os.stat(self._path(account), follow_symlinks=False)
+        except (OSError, UsageError):
+            return None
+        return info.st_ino, info.st_mtime_ns, info.st_size
+
+    def stamp(self, account: str) -> float | None:
+        """Return when ``account``'s tokens were last written (their ``updated_at``), or None when there are
+        none or they cannot be used; never raises. The daemon compares it to see that tokens came back."""
+        try:
+            tokens = self.load(account)
+        except (AuthError, UsageError):
+            return None
+        return tokens.updated_at if tokens is not None else None
+
+    @contextmanager
+    def lock(self, account: str, *, on_wait: Callable[[], object] | None = None) -> Iterator[None]:
+        """Hold ``tokens/<account>.lock`` (flock, exclusive) for the block: one writer of an account's tokens at
+        a time, across processes (the daemon's refresh, ``auth login``, ``import`` and ``logout``).
+
+        ``on_wait`` is called once if another process holds the lock, before waiting for it.
+        """
+        self._path(account)   # the account name is checked before it names a file
+        self._ensure_directory()
+        path = self.directory / f"{account}.lock"
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0),
+                             0o600)
+        try:
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None:
+                    on_wait()
+                fcntl.flock(descriptor, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(descriptor)   # releases the lock; the file stays (removing it would race a waiter)
 
     def save(self, tokens: Tokens) -> None:
         """Write ``tokens`` so that a reader (or a crash) sees either the old file or the new one whole.
@@ -164,9 +219,10 @@ class TokenStore:
         return sorted(path.stem for path in self.directory.glob("*.json") if not path.name.startswith("."))
 
     def _path(self, account: str) -> Path:
-        # Account names become file names: refuse anything that could leave the directory.
-        if not _ACCOUNT_NAME.match(account):
-            raise UsageError(f"not a valid account name: {account!r}")
+        # Account names become file names: the config's own rule refuses anything that could leave the folder.
+        problem = accountname.problem(account)
+        if problem is not None:
+            raise UsageError(f"{problem}: {account[:80]!r}")
         return self.directory / f"{account}.json"
 
     def _ensure_directory(self) -> None:
@@ -181,6 +237,32 @@ class TokenStore:
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
+
+
+def _parse(account: str, raw: bytes) -> Tokens | None:
+    """Return the Tokens a token file's bytes describe, or None when they are not a whole, well-typed file."""
+    if len(raw) > MAX_TOKEN_FILE:
+        return None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except ValueError:   # UnicodeDecodeError included
+        return None
+    if not isinstance(data, dict):
+        return None
+    texts = [data.get(key) for key in ("open_id", "access_token", "refresh_token")]
+    times = [data.get(key) for key in ("access_expires_at", "refresh_expires_at", "updated_at")]
+    scopes = data.get("scopes")
+    if not all(isinstance(value, str) for value in texts) or not texts[1] or not texts[2]:
+        return None
+    if not all(isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+               for value in times):
+        return None
+    if not isinstance(scopes, list) or not all(isinstance(scope, str) for scope in scopes):
+        return None
+    source = data.get("source")
+    return Tokens(account, str(texts[0]), str(texts[1]), float(times[0]), str(texts[2]),  # type: ignore[arg-type]
+                  float(times[1]), tuple(scopes), float(times[2]),  # type: ignore[arg-type]
+                  source=source if isinstance(source, str) else "")
 
 
 class TokenManager:
@@ -216,12 +298,12 @@ class TokenManager:
             tokens = self._load(account)
             if tokens.access_expires_at - self.margin_seconds > self.clock():
                 return tokens.access_token
-        with self._lock(account):
-            # Another thread may have refreshed while this one waited for the lock.
-            tokens = self._current_locked(account)
+        with self._lock(account), self.store.lock(account):
+            # Another thread (or process) may have refreshed while this one waited for the lock.
+            tokens, identity = self._current_locked(account)
             if tokens.access_expires_at - self.margin_seconds > self.clock():
                 return tokens.access_token
-            return self._refresh_locked(tokens, reason="expiring")
+            return self._refresh_locked(tokens, identity, reason="expiring")
 
     def refresh(self, account: str, *, rejected_token: str | None = None) -> str:
         """Refresh now (TikTok said ``access_token_invalid``) and return the new access token.
@@ -229,11 +311,11 @@ class TokenManager:
         If ``rejected_token`` is given and another thread has already replaced it, return the
         current token without a second refresh. Raise as :meth:`access_token` does.
         """
-        with self._lock(account):
-            tokens = self._current_locked(account)
+        with self._lock(account), self.store.lock(account):
+            tokens, identity = self._current_locked(account)
             if rejected_token is not None and tokens.access_token != rejected_token:
                 return tokens.access_token
-            return self._refresh_locked(tokens, reason="rejected")
+            return self._refresh_locked(tokens, identity, reason="rejected")
 
     def expiring_soon(self, within_seconds: float) -> list[Tokens]:
         """Return the stored tokens whose refresh token expires within ``within_seconds``, soonest first."""
@@ -266,8 +348,8 @@ class TokenManager:
     def record_proven_scope(self, account: str, scope: str) -> bool:
         """TikTok accepted a call that needs ``scope``: if the account's scopes are unknown (tokens imported
         without ``--scope``), record it; return True when something was written. Known scopes stay as they are."""
-        with self._lock(account):
-            tokens = self._current_locked(account)
+        with self._lock(account), self.store.lock(account):
+            tokens, _ = self._current_locked(account)
             if tokens.scopes:
                 return False
             self._commit(dataclasses.replace(tokens, scopes=(scope,)))
@@ -286,17 +368,21 @@ class TokenManager:
             raise AuthError(account, f"no tokens for {account!r}: {sign_in_hint(account)}")
         return tokens
 
-    def _current_locked(self, account: str) -> Tokens:
-        """Return the newest tokens of ``account``; call with the account's lock held."""
+    def _current_locked(self, account: str) -> tuple[Tokens, Identity | None]:
+        """Return the newest tokens of ``account`` and the identity of their file (None for tokens that
+        were only in memory); call with the account's locks held."""
         unsaved = self._unsaved.get(account)
         if unsaved is not None:
             # Tokens from a refresh whose save failed: the refresh token on disk is void, so
             # nothing proceeds (and no refresh is sent) until these reach the disk.
             self._commit(unsaved)
-            return unsaved
-        return self._load(account)
+            return unsaved, None
+        tokens, identity = self.store.read(account)
+        if tokens is None:
+            raise AuthError(account, f"no tokens for {account!r}: {sign_in_hint(account)}")
+        return tokens, identity
 
-    def _refresh_locked(self, tokens: Tokens, *, reason: str) -> str:
+    def _refresh_locked(self, tokens: Tokens, identity: Identity | None, *, reason: str) -> str:
         account = tokens.account
         now = self.clock()
         if tokens.refresh_expires_at <= now:
@@ -319,6 +405,12 @@ class TokenManager:
             raise
         except AuthError as exc:  # no client secret: say which account could not go on
             raise AuthError(account, exc.message, code=exc.code) from None
+        if identity is not None and self.store.identity(account) != identity:
+            # Someone replaced the file while TikTok answered (a writer that does not take the lock): that
+            # is a newer sign-in, and this renewal of the grant it replaced is thrown away.
+            self.log.warning("token_refresh_discarded", account=account,
+                             reason="the tokens were replaced during the refresh; the new ones are kept")
+            return self._load(account).access_token
         fresh = Tokens.from_grant(account, grant, now=now)
         if not grant.scopes:  # an answer without a scope list took nothing away
             fresh = dataclasses.replace(fresh, scopes=tokens.scopes)

@@ -10,7 +10,7 @@ from watchfolder.core.model import SCOPE_FOR_MODE, Mode
 from watchfolder.ops.doctor.findings import FAIL, OK, WARN, Check, utc
 from watchfolder.tiktok.client import TikTokClient
 from watchfolder.tiktok.oauth import OAuthClient
-from watchfolder.tiktok.tokens import Tokens, TokenStore
+from watchfolder.tiktok.tokens import FROM_COMMAND_LINE, Tokens, TokenStore
 
 CANNOT_POST_NOW = ("spam_risk_too_many_posts", "reached_active_user_cap", "rate_limit_exceeded")
 
@@ -31,11 +31,16 @@ def sign_in(settings: Settings, account: AccountSettings, now: float, offline: b
     if days <= 0:
         yield Check(f"tokens:{name}", FAIL, f"the sign-in expired on {until}: run {login}")
         return
+    exposed = ("; the tokens were imported with --access-token/--refresh-token, which every local user could read "
+               "while the command ran and the shell history keeps: pipe them in instead "
+               f"(watchfolder auth import {name} < tokens.json) or run {login}"
+               if tokens.source == FROM_COMMAND_LINE else "")
     if days <= settings.tiktok.refresh_warn_days:
         yield Check(f"tokens:{name}", WARN, f"the sign-in expires in {days:.1f} days ({until}): renew it soon "
-                    f"with {login}")
+                    f"with {login}{exposed}")
     else:
-        yield Check(f"tokens:{name}", OK, f"signed in until {until}; the access token is renewed automatically")
+        yield Check(f"tokens:{name}", WARN if exposed else OK,
+                    f"signed in until {until}; the access token is renewed automatically{exposed}")
     needed = SCOPE_FOR_MODE[account.mode]
     if not tokens.scopes:  # imported without --scope: not none, just not known yet
         yield Check(f"scopes:{name}", OK, f"unknown — verified at the first upload (mode {account.mode} needs "
