@@ -11,7 +11,6 @@ import re
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests import privdrop
 from tests.emulator_fixture import running_emulator
 from tests.harness import Rig
 from watchfolder.commands import check
@@ -264,13 +264,16 @@ def test_folders_the_daemons_user_cannot_write_are_named_with_the_fix(emulator):
     base = Path(tempfile.mkdtemp(prefix="wfcheck"))
     try:
         os.chmod(base, 0o755)  # noqa: S103 - the other user must reach the config inside
+        # The checkout may be out of that user's reach (a clone in a mode-700 folder): run a copy.
+        python, python_env = privdrop.portable_python(base / "program", 65534, 65534)
         rig = Rig(base, emulator, sign_in=False)
         rig.config_path.chmod(0o644)
         (rig.root / "alice" / "inbox").mkdir(parents=True)
         result = subprocess.run(
-            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-m", "watchfolder",
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *python, "-m", "watchfolder",
              "check", "--json", "--offline", "-c", str(rig.config_path)],
-            capture_output=True, text=True, timeout=60, check=False, env={**os.environ, **rig.env})
+            capture_output=True, text=True, timeout=60, check=False, cwd=base,
+            env={**os.environ, **rig.env, **python_env})
         checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
         assert result.returncode == 1, result.stderr
         assert checks["root"]["status"] == "fail" and "setfacl" in checks["root"]["message"]

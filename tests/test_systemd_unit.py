@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests import privdrop
 from tests.harness import Rig, wait_for
 from watchfolder.config.settings import TikTokSettings
 from watchfolder.media import samples
@@ -164,9 +165,17 @@ def test_entrypoint_refuses_root_ids_and_malformed_values(variables, said, tmp_p
 
 @AS_ROOT
 def test_entrypoint_started_as_another_user_only_sets_the_umask(tmp_path):
-    env = base_env(UMASK="077", WATCHFOLDER_STATE=str(tmp_path / "untouched"), HOME="/nonexistent")
-    result = subprocess.run(["setpriv", "--reuid=23456", "--regid=23456", "--clear-groups", "sh", str(ENTRYPOINT),
-                             *SHOW_IDS], capture_output=True, text=True, env=env, timeout=30, check=False)
+    base = shared_folder()   # the checkout may be out of that user's reach (a clone in a mode-700 folder)
+    try:
+        script = base / "entrypoint.sh"
+        shutil.copy(ENTRYPOINT, script)
+        script.chmod(0o755)
+        env = base_env(UMASK="077", WATCHFOLDER_STATE=str(tmp_path / "untouched"), HOME="/nonexistent")
+        result = subprocess.run(["setpriv", "--reuid=23456", "--regid=23456", "--clear-groups", "sh", str(script),
+                                 *SHOW_IDS], capture_output=True, text=True, env=env, timeout=30, check=False,
+                                cwd=base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["23456", "23456", "groups=23456", "0077", "/nonexistent"]
     assert not (tmp_path / "untouched").exists()
@@ -176,19 +185,16 @@ def test_entrypoint_started_as_another_user_only_sets_the_umask(tmp_path):
 def test_the_daemon_under_the_entrypoint_finishes_a_drop_as_puid_pgid_and_reports_health(emulator):
     base = shared_folder()
     try:
-        probe = subprocess.run(["setpriv", f"--reuid={PUID}", f"--regid={PGID}", "--clear-groups", sys.executable,
-                                "-c", "import watchfolder"], capture_output=True, timeout=30, check=False)
-        if probe.returncode != 0:
-            pytest.skip(f"this Python cannot be run by uid {PUID} here: {probe.stderr.decode()[-200:]}")
+        python, python_env = privdrop.portable_python(base / "program", PUID, PGID)
         port = _free_port()
         rig = Rig(base, emulator, overrides={"metrics.listen": f"127.0.0.1:{port}"})  # tokens written as root
         os.chown(rig.root, PUID, PGID)  # the share belongs to the NAS user
         rig.config_path.chmod(0o644)
         env = base_env(PUID=str(PUID), PGID=str(PGID), UMASK="022", WATCHFOLDER_STATE=str(rig.state_dir),
                        WATCHFOLDER_CONFIG=str(rig.config_path), WATCHFOLDER_HEALTHZ=f"http://127.0.0.1:{port}/healthz",
-                       WATCHFOLDER_HEALTHZ_TIMEOUT="2", **rig.env)
-        daemon = subprocess.Popen(["sh", str(ENTRYPOINT), sys.executable, "-m", "watchfolder", "run"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                       WATCHFOLDER_HEALTHZ_TIMEOUT="2", **rig.env, **python_env)
+        daemon = subprocess.Popen(["sh", str(ENTRYPOINT), *python, "-m", "watchfolder", "run"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, cwd=base)
         try:
             wait_for(lambda: entrypoint("healthcheck", env=env).returncode == 0, 20, what="a healthy container")
             samples.write_mp4(base / "clip.mp4", size=300_000)
