@@ -19,9 +19,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-MODULES_NEEDED = ("watchfolder.cli", "watchfolder.commands.check", "watchfolder.commands.run", "watchfolder.ops.doctor",
-                  "watchfolder.ops.metrics", "watchfolder.ops.notify", "watchfolder.daemon.service")
-
 
 def interpreters() -> list[str]:
     """Pythons of this version to try, the virtualenv's own base first (it may live under /root, out of
@@ -33,10 +30,12 @@ def interpreters() -> list[str]:
 
 
 _LIST_ROOTS = """
-import importlib, sys, sysconfig
+import importlib, pkgutil, sys, sysconfig
 from pathlib import Path
-for name in sys.argv[1:]:
-    importlib.import_module(name)
+import watchfolder
+for found in pkgutil.walk_packages(watchfolder.__path__, "watchfolder."):
+    if not found.name.endswith("__main__"):
+        importlib.import_module(found.name)
 stdlib = {Path(sysconfig.get_path("stdlib")).resolve()}
 for module in list(sys.modules.values()):
     location = getattr(module, "__file__", None)
@@ -52,10 +51,10 @@ for module in list(sys.modules.values()):
 
 
 def _third_party_roots() -> set[Path]:
-    """The top-level files and folders, outside the standard library, of what watchfolder's commands import
+    """The top-level files and folders, outside the standard library, of what watchfolder's modules import
     (asked of a fresh interpreter of this virtualenv, so pytest's own plugins are not among them)."""
-    found = subprocess.run([sys.executable, "-c", _LIST_ROOTS, *MODULES_NEEDED], capture_output=True, text=True,
-                           timeout=60, check=True, cwd=REPO)
+    found = subprocess.run([sys.executable, "-c", _LIST_ROOTS], capture_output=True, text=True, timeout=60,
+                           check=True, cwd=REPO)
     return {Path(line) for line in found.stdout.splitlines() if line and "watchfolder" not in Path(line).name}
 
 

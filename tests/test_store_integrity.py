@@ -89,3 +89,20 @@ def test_an_error_inside_a_transaction_still_rolls_it_back(tmp_path):
         conn.execute("INSERT INTO runtime VALUES ('half', '1', 0)")
         raise ValueError("mine")
     assert store.runtime("half") is None and not store.conn.in_transaction
+
+
+def test_status_on_a_damaged_database_says_so_without_a_traceback(make_rig, tmp_path):
+    rig = make_rig()
+    rig.start()
+    samples.write_mp4(tmp_path / "clip.mp4", size=200_000)
+    rig.drop("alice", "clip.mp4", tmp_path / "clip.mp4")
+    rig.wait_sidecar("alice", "clip.mp4")
+    rig.stop()
+    damage(rig.state_dir / DB_NAME)
+
+    result = subprocess.run([str(SCRIPT), "status", "-c", str(rig.config_path)], capture_output=True, text=True,
+                            timeout=60, check=False, env={**os.environ, **rig.env})
+
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"the state database {rig.state_dir / DB_NAME} cannot be read" in result.stderr
+    assert "restore it from a backup" in result.stderr

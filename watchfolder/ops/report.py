@@ -9,11 +9,12 @@ daemon's hook view, on the main loop's connection (every few seconds under syste
 from __future__ import annotations
 
 import datetime
+import sqlite3
 from typing import Any
 
 from watchfolder.config.settings import Settings
 from watchfolder.core import machine, zones
-from watchfolder.core.errors import AuthError
+from watchfolder.core.errors import AuthError, StoreError
 from watchfolder.core.model import Item, State
 from watchfolder.core.text import display_name, iso
 from watchfolder.ops import progress
@@ -131,22 +132,31 @@ def collect(settings: Settings, now: float) -> dict[str, Any]:
                 "message": "no state yet: `watchfolder run` has not started on this state_dir"}
     store = Store(settings.state_dir, readonly=True)
     try:
-        live = store.runtime("daemon")
-        daemon = None
-        if live is not None:
-            info, at = live
-            daemon = {"running": now - at < HEARTBEAT_STALE, "heartbeat": iso(at), "pid": info.get("pid"),
-                      "observers": info.get("observers", [])}
-        names = [account.name for account in settings.accounts]
-        shown = queries.open_items(store, names) + queries.recently_finished(store, names, now - 86400, RECENT)
-        return {
-            "daemon": daemon,
-            "accounts": account_rows(settings, store, now),
-            "items": [item_row(i, now, settings.zone(), _entered(store, i)) for i in shown],
-            "notices": live[0].get("notices", []) if live else [],
-        }
+        return _collect(settings, store, now)
+    except sqlite3.DatabaseError as exc:
+        path = settings.state_dir / "watchfolder.sqlite3"
+        raise StoreError(f"the state database {path} cannot be read ({exc}): stop the daemon, then restore it from a "
+                         "backup, or move it aside to start fresh (the folders are the truth)") from None
     finally:
         store.close()
+
+
+def _collect(settings: Settings, store: Store, now: float) -> dict[str, Any]:
+    """The report from an open store (``collect`` turns a damaged database into a StoreError that says what to do)."""
+    live = store.runtime("daemon")
+    daemon = None
+    if live is not None:
+        info, at = live
+        daemon = {"running": now - at < HEARTBEAT_STALE, "heartbeat": iso(at), "pid": info.get("pid"),
+                  "observers": info.get("observers", [])}
+    names = [account.name for account in settings.accounts]
+    shown = queries.open_items(store, names) + queries.recently_finished(store, names, now - 86400, RECENT)
+    return {
+        "daemon": daemon,
+        "accounts": account_rows(settings, store, now),
+        "items": [item_row(i, now, settings.zone(), _entered(store, i)) for i in shown],
+        "notices": live[0].get("notices", []) if live else [],
+    }
 
 
 def live_summary(settings: Settings, state: Reader, now: float) -> dict[str, Any]:
