@@ -177,11 +177,7 @@ class Daemon:
 
 
 def _cause(exc: BaseException) -> str:
-    """The error to report: SQLite's own when a failed ROLLBACK hides it (the statement was already undone)."""
-    inner = exc.__context__
-    if isinstance(exc, sqlite3.OperationalError) and "no transaction is active" in str(exc) \
-            and isinstance(inner, sqlite3.Error):
-        exc = inner
+    """The error as /healthz and the log show it: its class and SQLite's (or the kernel's) words."""
     if isinstance(exc, OSError) and exc.strerror:
         return f"{type(exc).__name__}: {exc.strerror}"
     return f"{type(exc).__name__}: {exc}"
