@@ -212,6 +212,29 @@ def test_the_whole_answer_has_a_deadline_even_for_a_client_that_reads_slowly(tmp
         assert received < 64 * 1024 * 1024
 
 
+def test_a_file_must_go_at_the_minimum_rate_or_its_reader_is_cut_off(tmp_path: Path) -> None:
+    """A trickle reader of a file that needs 2 s at the floor rate is cut off then, not at the hour."""
+    big = "E" * 32 + ".mp4"
+    with open(tmp_path / big, "wb") as f:
+        f.truncate(64 * 1024 * 1024)
+    for server in start(tmp_path, workers=1, io_seconds=60.0, request_seconds=3600,
+                        min_rate=32 * 1024 * 1024, rate_grace_seconds=0.5):
+        sock = connect(server)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(f"GET /tiktok/{big} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        started, cut_off = time.monotonic(), False
+        while time.monotonic() - started < 10 and not cut_off:
+            try:
+                cut_off = not sock.recv(1024)  # a trickle: about 100 KB/s
+            except OSError:
+                cut_off = True
+            time.sleep(0.01)
+        sock.close()
+        assert cut_off, "still sending after 10 s to a reader far below the floor rate"
+        (tmp_path / NAME).write_bytes(BODY)
+        assert_still_serving(server)  # the only worker is free again
+
+
 def _answers(server: FileServer) -> bool:
     try:
         return requests.get(url(server), timeout=0.5).status_code == 200

@@ -67,6 +67,11 @@ class Limits:
     max_header_bytes: int = 16 * 1024
     max_headers: int = 64
     max_body: int = 64 * 1024
+    # A file sent with send_file_range must also go at least this fast on average (bytes per second,
+    # 0: no floor) once ``rate_grace_seconds`` have passed, so a client reading a trickle holds a
+    # worker for minutes, not for the whole request deadline.
+    min_rate: float = 0.0
+    rate_grace_seconds: float = 60.0
 
 
 class Unsatisfiable(Exception):
@@ -191,8 +196,13 @@ class BoundedHandler(BaseHTTPRequestHandler):
         """Send count bytes of file from first (sendfile where possible), within the request deadline.
 
         Every wait for the client is bounded by io_timeout(), so a client that reads a trickle is cut
-        off at the deadline too. Raise TimeoutError then, EOFError when the file ends early.
+        off at the deadline too, which ``Limits.min_rate`` brings forward to what the size needs at
+        that rate. Raise TimeoutError then, EOFError when the file ends early.
         """
+        limits = self.server.limits
+        if limits.min_rate > 0:
+            needed = max(limits.rate_grace_seconds, count / limits.min_rate)
+            self.deadline = min(self.deadline, time.monotonic() + needed)
         offset, left = first, count
         if not hasattr(os, "sendfile"):
             file.seek(first)

@@ -62,8 +62,11 @@ class FileServer:
 
 
 # TikTok fetches a handful of files at a time; a file must be sent within the pull window's hour.
+# A file must go at 32 KiB/s on average at least (after a minute's grace): a 20 MB photo gets ten
+# minutes, a 4 GB video the whole hour; a client that reads a trickle does not hold a worker longer.
 LIMITS = Limits(workers=16, max_connections=256, header_seconds=10, request_seconds=3600, io_seconds=60,
-                max_body=1024)  # nothing is ever uploaded here; a small body still gets its 405
+                max_body=1024,  # nothing is ever uploaded here; a small body still gets its 405
+                min_rate=32 * 1024, rate_grace_seconds=60)
 
 
 class _Server(BoundedServer):
