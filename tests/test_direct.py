@@ -106,7 +106,7 @@ def test_a_video_longer_than_the_creator_may_post_fails_before_the_init(make: Ma
 
     sidecar = rig.wait_sidecar("bob", name, "failed")
 
-    assert sidecar["error"]["code"] == "duration_too_long"
+    assert sidecar["error"]["code"] == "duration_check_failed"
     assert "25 s" in sidecar["error"]["message"] and "10 s" in sidecar["error"]["message"]
     assert inits(rig) == []
 

@@ -30,7 +30,7 @@ def test_mp4_sample_is_accepted_with_its_duration_and_dimensions(tmp_path: Path)
 
     info = check_video(path)
 
-    assert info == media.VideoInfo("mp4", "video/mp4", path.stat().st_size, 12.5, 720, 1280)
+    assert info == media.VideoInfo("mp4", "video/mp4", path.stat().st_size, 12.5, 720, 1280, codec="h264")
 
 
 def test_mov_is_told_apart_from_mp4_by_its_ftyp_brand(tmp_path: Path) -> None:
@@ -58,7 +58,7 @@ def test_webm_sample_is_accepted_with_its_duration_and_dimensions(tmp_path: Path
 
     info = check_video(path)
 
-    assert info == media.VideoInfo("webm", "video/webm", path.stat().st_size, 3.25, 720, 1280)
+    assert info == media.VideoInfo("webm", "video/webm", path.stat().st_size, 3.25, 720, 1280, codec="vp8")
 
 
 def test_version_1_mvhd_and_64_bit_mdat_are_read(tmp_path: Path) -> None:

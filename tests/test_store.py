@@ -8,7 +8,7 @@ import pytest
 
 from watchfolder.core.errors import StoreError
 from watchfolder.core.model import State
-from watchfolder.store.store import Store
+from watchfolder.store.store import MIGRATIONS, Store
 
 
 def test_transition_is_compare_and_set_and_logs_an_event(tmp_path):
@@ -34,7 +34,7 @@ def test_migrations_run_once_and_are_recorded(tmp_path):
     Store(tmp_path).close()
     Store(tmp_path).close()
     conn = sqlite3.connect(tmp_path / "watchfolder.sqlite3")
-    assert conn.execute("SELECT COUNT(*) FROM migrations").fetchone()[0] == 1
+    assert conn.execute("SELECT COUNT(*) FROM migrations").fetchone()[0] == len(MIGRATIONS)
 
 
 def test_next_due_prefers_in_flight_then_publish_at_then_first_detected(tmp_path):

@@ -36,7 +36,8 @@ def render(data: dict[str, Any]) -> str:
         for row in data["items"]:
             lines.append(f"{row['id']:>5}  {row['account']:<12} {row['state']:<10} {row['name'][:40]:<40} "
                          f"{row['summary']}" + (f" ({row['detail']})" if row["detail"] and row["state"] != "failed"
-                                                 else ""))
+                                                 else "") + (f" [{row['media_text']}]" if row.get("media_text")
+                                                             else ""))
     for notice in data["notices"]:
         lines.append(f"       {notice['account']:<12} {'inbox':<10} {notice['name'][:40]:<40} {notice['note']}")
     return "\n".join(lines)

@@ -24,6 +24,7 @@ from watchfolder.config import values as cv
 from watchfolder.config.values import Converter, parse_duration, parse_listen
 from watchfolder.core import accountname, zones
 from watchfolder.core.errors import ConfigError, UsageError
+from watchfolder.core.limits import VideoLimits
 from watchfolder.core.model import Mode, VideoSource
 from watchfolder.core.text import bounded, display_name, printable
 
@@ -119,6 +120,7 @@ class Settings:
     allow_network_state_dir: bool = False
     log_format: str = "auto"  # auto (console on a terminal, else JSON) | json | console
     timezone: str | None = None  # an IANA name; None: $TZ, else the system's
+    video_limits: VideoLimits = VideoLimits()
 
     def zone(self) -> datetime.tzinfo:
         """The zone people read and write times in: ``timezone``, else $TZ, else the system's."""
@@ -138,7 +140,7 @@ class Settings:
 _Spec = dict[str, "tuple[str, Converter] | None"]
 _TOP: _Spec = dict.fromkeys(
     ["root", "state_dir", "tiktok", "watch", "upload", "dedupe", "media_host", "photos", "metrics",
-     "notify", "accounts", "log_level", "allow_network_state_dir", "log_format", "timezone"])
+     "notify", "accounts", "log_level", "allow_network_state_dir", "log_format", "timezone", "video_limits"])
 _TIKTOK: _Spec = {
     "client_key": None, "client_secret_file": None, "client_secret": None,
     "api_base_url": ("api_base_url", cv.url), "redirect_uri": ("redirect_uri", cv.url),
@@ -163,11 +165,21 @@ _METRICS: _Spec = {"listen": ("listen", cv.listen)}
 _NOTIFY: _Spec = {"webhook": ("webhook", cv.url), "ntfy": ("ntfy", cv.url),
                   "events": ("events", cv.subset_of(*NOTIFY_EVENTS))}
 _ACCOUNT: _Spec = {"mode": None, "video_source": None, "defaults": None}
+_VIDEO_CODECS = ("h264", "h265", "vp8", "vp9", "av1", "mpeg4", "prores")
+_VIDEO_LIMITS: _Spec = {
+    "codecs": ("codecs", cv.names(*_VIDEO_CODECS)),
+    "min_fps": ("min_fps", cv.number(1, "frames per second")),
+    "max_fps": ("max_fps", cv.number(1, "frames per second")),
+    "min_side": ("min_side", cv.whole(1, 100_000, "pixels")), "max_side": ("max_side", cv.whole(1, 100_000, "pixels")),
+    "max_duration": ("max_duration", cv.seconds()),
+    "warn_below_duration": ("warn_below_duration", cv.seconds(allow_zero=True)),
+    "audio_codecs": ("audio_codecs", cv.names("aac", "mp3", "opus", "vorbis", "ac3", "eac3", "flac", "alac", "pcm"))}
 
 KEYS: Mapping[str, frozenset[str]] = MappingProxyType({
     name: frozenset(spec) for name, spec in [
         ("", _TOP), ("tiktok", _TIKTOK), ("watch", _WATCH), ("upload", _UPLOAD), ("media_host", _MEDIA_HOST),
-        ("photos", _PHOTOS), ("metrics", _METRICS), ("notify", _NOTIFY), ("accounts.*", _ACCOUNT)]})
+        ("photos", _PHOTOS), ("metrics", _METRICS), ("notify", _NOTIFY), ("accounts.*", _ACCOUNT),
+        ("video_limits", _VIDEO_LIMITS)]})
 """The known keys of each section ("" is the top level), for docs and the example's test."""
 
 
@@ -281,10 +293,13 @@ def _build(raw: object, walk: _Walk, config_path: Path, env: Mapping[str, str]) 
     photos, metrics = PhotosSettings(**section("photos", _PHOTOS)), MetricsSettings(**section("metrics", _METRICS))
     notify = NotifySettings(**section("notify", _NOTIFY))
     accounts = _accounts(top.get("accounts"), walk, media_host)
+    limits = VideoLimits(**section("video_limits", _VIDEO_LIMITS))
+    if limits.min_fps > limits.max_fps or limits.min_side > limits.max_side:
+        walk.problem("video_limits", "a min_ value is above its max_ value")
     return Settings(
         path=config_path, root=root or Path(), state_dir=state_dir or Path(), tiktok=tiktok, watch=watch,
         upload=upload, dedupe=dedupe, media_host=media_host, photos=photos, metrics=metrics, notify=notify,
-        accounts=accounts,
+        accounts=accounts, video_limits=limits,
         log_level=walk.value(top, "", "log_level", cv.choice("debug", "info", "warning", "error")) or "info",
         allow_network_state_dir=walk.value(top, "", "allow_network_state_dir", cv.flag) is True,
         log_format=walk.value(top, "", "log_format", cv.choice("auto", "json", "console")) or "auto",

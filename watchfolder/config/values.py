@@ -150,3 +150,23 @@ def subset_of(*options: str) -> Converter:
         raise ValueError(f"must be a list of some of {', '.join(options)}, got {show(value)}")
 
     return convert
+
+
+def number(low: float, what: str) -> Converter:
+    """A positive number of ``what`` (frames per second, …), at least ``low``."""
+    def convert(value: object) -> float:
+        if isinstance(value, int | float) and not isinstance(value, bool) and low <= value < math.inf:
+            return float(value)
+        raise ValueError(f"must be {what}, a number from {low:g} up, got {show(value)}")
+
+    return convert
+
+
+def names(*options: str) -> Converter:
+    """A non-empty list taken from ``options`` (e.g. video codecs)."""
+    def convert(value: object) -> tuple[str, ...]:
+        if isinstance(value, list) and value and all(isinstance(v, str) and v.lower() in options for v in value):
+            return tuple(v.lower() for v in value)
+        raise ValueError(f"must be a list of some of {', '.join(options)}, got {show(value)}")
+
+    return convert

@@ -60,7 +60,7 @@ ITEM_FIELDS = (
     "publish_id", "upload_url", "upload_expires_at", "uploaded_bytes", "chunk_size", "chunk_count",
     "init_started_at", "init_count", "orphans", "status", "post_ids", "error_code", "error_message",
     "error_log_id", "moved", "result_name", "staged", "publish_at", "detail", "duplicate_of", "source_mode",
-    "post_info", "budget_reset_at",
+    "post_info", "budget_reset_at", "media", "warnings",
 )
 
 
@@ -109,6 +109,8 @@ class Item:
     source_mode: str | None        # the account mode when the item was taken in
     post_info: str | None          # JSON of the post settings used
     budget_reset_at: float | None
+    media: str | None = None       # JSON of what the media probe read (a video's codec, size, rate, length)
+    warnings: str = "[]"           # JSON list of things worth knowing that did not stop the item
 
     @property
     def label(self) -> str:

@@ -58,6 +58,11 @@ def sidecar(item: Item, history: list[dict[str, Any]], now: float) -> dict[str, 
         data["settings_file"] = display_name(item.settings_name)
     if item.post_info:
         data["post_settings"] = json.loads(item.post_info)
+    if item.media:
+        data["media"] = json.loads(item.media)
+    warnings = json.loads(item.warnings or "[]")
+    if warnings:
+        data["warnings"] = warnings
     orphans = json.loads(item.orphans or "[]")
     if orphans:
         data["orphans"] = orphans

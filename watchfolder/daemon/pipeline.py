@@ -20,7 +20,7 @@ from watchfolder.config.settings import AccountSettings, Settings
 from watchfolder.core import machine, text
 from watchfolder.core.errors import AuthError, MediaError, StoreError, TikTokError
 from watchfolder.core.model import Action, Item, Kind, Mode, State
-from watchfolder.daemon import finish
+from watchfolder.daemon import creator, finish
 from watchfolder.daemon.outcomes import Outcomes
 from watchfolder.daemon.pacing import Pacer, Parked, Stopped
 from watchfolder.daemon.publisher import Publisher
@@ -289,7 +289,10 @@ class Pipeline(Outcomes):
         except NotTheFile:
             return self._new_content(item, self.folder(item, item.folder) / item.name, log)
         if Mode(account.mode) is Mode.DIRECT:
-            self.publisher.check_creator(item, account, log, media=media)
+            creator.remember(self.store, item.account, self.publisher.check_creator(item, account, log), self.clock())
+        if Kind(item.kind) is Kind.VIDEO:
+            creator.check_length(self.store, self.publisher, self.settings, item, account, self.clock(), log,
+                                 media=media)
         self.pacer.take(item.account, "init")
         item = self.store.update(item.id, now=self.clock(), init_started_at=self.clock(),
                                  init_count=item.init_count + 1)

@@ -22,7 +22,7 @@ from watchfolder.media import convert, probe
 from watchfolder.mediahost.host import MediaHost, Staged
 from watchfolder.openfile import OpenFolder, OpenMedia
 from watchfolder.tiktok import chunks
-from watchfolder.tiktok.client import PublishStatus, TikTokClient
+from watchfolder.tiktok.client import CreatorInfo, PublishStatus, TikTokClient
 from watchfolder.tiktok.tokens import TokenManager, TokenStore
 from watchfolder.tiktok.upload import ChunkAck, ChunkUploader
 
@@ -83,9 +83,10 @@ class Publisher:
         stored = json.loads(item.post_info or "{}")
         return postsettings.from_dict(stored)
 
-    def check_creator(self, item: Item, account: AccountSettings, log: Logger, media: OpenMedia | None = None) -> None:
+    def check_creator(self, item: Item, account: AccountSettings, log: Logger) -> CreatorInfo:
         """Direct Post: ask creator_info before each post; refuse what TikTok would refuse, clearly.
-        ``media``: the item's open file, read instead of its path (a video's duration)."""
+
+        Return the answer (the caller caches the creator's longest video and judges the length)."""
         self.pacer.take(item.account, "creator_info")
         info = self.client.creator_info(self.token(item.account))
         log.info("creator_info", nickname=info.nickname, privacy_options=list(info.privacy_level_options),
@@ -100,17 +101,34 @@ class Publisher:
                 advice=f"privacy_level {post.privacy_level or '(missing)'} is not one this creator may use; "
                        f"set one of: {options}",
             )
-        if Kind(item.kind) is Kind.VIDEO:
-            duration = probe.check_video(media.proc_path if media else self.path_of(item)).duration_seconds
-            if duration is None:
-                duration = (probe.video_duration_ffprobe(media.proc_path, pass_fds=(media.fd,)) if media
-                            else probe.video_duration_ffprobe(self.path_of(item)))
-            limit = info.max_video_post_duration_sec
-            if duration is not None and limit and duration > limit:
-                raise TikTokError("duration_too_long", f"{duration:.0f} s video, creator limit {limit} s",
-                                  action=Action.FAIL,
-                                  advice=f"the video is {duration:.0f} s long; {info.nickname} may post at most "
-                                         f"{limit} s: trim it and drop it again")
+        return info
+
+    def creator_info_if_allowed(self, account: str, log: Logger) -> CreatorInfo | None:
+        """Inbox mode: ask creator_info when the sign-in may (scope video.publish); None when it may not or
+        TikTok does not answer (the video then goes with the limits known so far)."""
+        tokens = self.token_store.load(account)
+        if tokens is None or "video.publish" not in tokens.scopes:
+            return None
+        token = self.token(account)  # a sign-in problem is the init's problem too: it propagates
+        self.pacer.take(account, "creator_info")
+        try:
+            return self.client.creator_info(token)
+        except TikTokError as exc:
+            log.info("creator_info_unavailable", code=exc.code)
+            return None
+
+    def duration_of(self, item: Item, media: OpenMedia | None = None) -> float | None:
+        """The video's length from its stored probe, else its headers (``media``: the item's open file,
+        read instead of its path), else ffprobe."""
+        stored = json.loads(item.media or "{}").get("duration_s")
+        if stored is not None:
+            return float(stored)
+        if media is not None:
+            duration = probe.probe(media.file).duration_seconds
+            return duration if duration is not None else probe.video_duration_ffprobe(media.proc_path,
+                                                                                        pass_fds=(media.fd,))
+        duration = probe.check_video(self.path_of(item)).duration_seconds
+        return duration if duration is not None else probe.video_duration_ffprobe(self.path_of(item))
 
     def init(self, item: Item, account: AccountSettings, log: Logger,
              on_staged: Callable[[list[str]], None] | None = None, media: OpenMedia | None = None) -> dict[str, Any]:

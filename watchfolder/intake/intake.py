@@ -20,12 +20,11 @@ from watchfolder.config.settings import Settings
 from watchfolder.core import text
 from watchfolder.core.errors import MediaError
 from watchfolder.core.model import Kind, Mode, State
-from watchfolder.intake import entries, settle
+from watchfolder.intake import entries, settle, videocheck
 from watchfolder.intake.ignore import is_ignored
 from watchfolder.intake.watcher import WatchEvent
 from watchfolder.logs import Logger
 from watchfolder.media import convert
-from watchfolder.media import probe as media
 from watchfolder.openfile import Identity, NotTheFile, OpenMedia
 from watchfolder.store.store import Store
 
@@ -261,12 +260,15 @@ class Intake:
                                 "settings_name": settings_name, "source_mode": str(account.mode)}
         kind = Kind.PHOTO if entry.kind in ("photo", "photo_set") else Kind.VIDEO
         content_type: str | None
+        found: dict[str, Any] = {}
         try:
             if entry.kind == "video":
                 # Sniffed from a descriptor opened without following links and proven to be the file
                 # that settled (NotTheFile otherwise): a link swapped in is never read.
                 with OpenMedia.open(entry.path, Identity(fp.ino, fp.size, fp.mtime_ns, fp.ctime_ns)) as opened:
-                    content_type = media.check_video(opened.proc_path).content_type
+                    creator = videocheck.creator_limit(self.store, entry.account, now)
+                    info, warnings = videocheck.checked(opened.file, self.settings, creator)
+                content_type, found = info.content_type, videocheck.fields(info, warnings)
             else:
                 content_type = self._check_media(entry)
             post = resolve_post_settings(account.defaults, inbox, entry, kind, str(account.mode),
@@ -276,9 +278,11 @@ class Intake:
         except MediaError as exc:
             # Bounded and printable: a message may quote a name's stray bytes or a hostile value.
             message = text.bounded(text.printable(exc.message), 4000)
+            if isinstance(exc, videocheck.VideoRefused):
+                found = videocheck.fields(exc.info, exc.warnings)
             item = self.store.add_item(account=entry.account, name=entry.name, kind=str(kind), now=now,
                                        state=State.FAILED, error_code=exc.code, error_message=message,
-                                       note=message, **base)
+                                       note=message, **base, **found)
             self.log.warning("item_refused", account=entry.account, item=text.display_name(entry.name),
                              code=exc.code, reason=message, item_id=item.id)
             return 1
@@ -291,7 +295,7 @@ class Intake:
             content_type=content_type, publish_at=publish_at,
             next_attempt_at=publish_at if state is State.WAITING else None,
             wait_reason="publish_at" if state is State.WAITING else None,
-            post_info=postsettings.as_dict(post), **base,
+            post_info=postsettings.as_dict(post), **base, **found,
         )
         self.log.info("item_queued", account=entry.account, item=text.display_name(entry.name),
                       item_id=item.id, kind=str(kind), size=fp.size, state=str(state))
@@ -322,8 +326,7 @@ class Intake:
                          reason=INBOX_CAPTION_NOTE)
 
     def _check_media(self, entry: entries.Entry) -> str | None:
-        if entry.kind == "video":
-            return media.check_video(entry.path).content_type
+        """Photos and anything that is not a video (videos are probed from their open descriptor)."""
         if entry.kind in ("photo", "photo_set"):
             images = [entry.path] if entry.kind == "photo" else entries.photo_files(entry.path,
                                                                                    self.settings.watch.ignore)

@@ -9,6 +9,7 @@ daemon's hook view, on the main loop's connection (every few seconds under syste
 from __future__ import annotations
 
 import datetime
+import json
 import sqlite3
 from typing import Any
 
@@ -53,11 +54,27 @@ def describe(item: Item, now: float, zone: datetime.tzinfo | None = None) -> str
     return str(item.state)
 
 
+def media_text(media: dict[str, Any] | None) -> str:
+    """What the probe read, in a few words: "h264 1080x1920 30 fps 12.0 s aac"."""
+    if not media:
+        return ""
+    parts = [media.get("codec") or media.get("container") or "?"]
+    if media.get("width") and media.get("height"):
+        parts.append(f"{media['width']}x{media['height']}")
+    if media.get("fps"):
+        parts.append(f"{media['fps']:g} fps")
+    if media.get("duration_s") is not None:
+        parts.append(f"{media['duration_s']:.1f} s")
+    parts.append(media.get("audio") or "no audio")
+    return " ".join(str(p) for p in parts)
+
+
 def item_row(item: Item, now: float, zone: datetime.tzinfo | None = None,
              entered: float | None = None) -> dict[str, Any]:
     """``entered``: when the item entered its state (for speed, time left and time in processing)."""
     figures = progress.figures(item, entered, now)
     extra = progress.summary(item, figures)
+    media = json.loads(item.media) if item.media else None
     return {
         **figures, "id": item.id, "account": item.account, "name": display_name(item.result_name or item.name),
         "kind": item.kind, "state": str(item.state), "folder": item.folder,
@@ -67,6 +84,7 @@ def item_row(item: Item, now: float, zone: datetime.tzinfo | None = None,
         "error": item.error_code, "detail": item.detail,
         "summary": describe(item, now, zone) + (f" ({extra})" if extra else ""),
         "detected_at": iso(item.detected_at), "updated_at": iso(item.updated_at),
+        "media": media, "media_text": media_text(media), "warnings": json.loads(item.warnings or "[]"),
     }
 
 

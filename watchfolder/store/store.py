@@ -98,6 +98,11 @@ MIGRATIONS: tuple[str, ...] = (
         at REAL NOT NULL
     );
     """,
+    # 2: what the media probe read (the sidecar's "media") and warnings that do not stop an item
+    """
+    ALTER TABLE items ADD COLUMN media TEXT;
+    ALTER TABLE items ADD COLUMN warnings TEXT NOT NULL DEFAULT '[]'
+    """,
 )
 
 ACCOUNT_FIELDS = ("wait_until", "wait_reason", "wait_code", "probe_seconds", "paused_code",
