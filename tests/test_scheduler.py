@@ -64,7 +64,9 @@ def test_the_pending_draft_cap_is_a_wait_and_the_queue_resumes_a_day_later(tmp_p
         for path in sources:
             rig.drop("alice", path.name, path)
         wait_for(lambda: len(done_names(rig)) == 2, 20, what="two drafts sent")
-        data = wait_for(lambda: _waiting(rig), 10, what="the account waiting")
+        # The account's wait is recorded a moment before the refused item is parked: wait for both.
+        data = wait_for(lambda: (found := _waiting(rig)) and found["accounts"][0]["uploading"] == 0 and found, 10,
+                        what="the account waiting and its refused item parked")
         account = data["accounts"][0]
         assert "5 pending drafts" in account["note"] and "next try" in account["note"]
         assert account["waiting"] + account["queued"] == 2
