@@ -319,3 +319,31 @@ def test_the_creators_cached_limit_refuses_at_intake_saying_its_age(make_rig: Ca
     assert "Alice may post at most 3 min (180 s" in sidecar["error"]["message"]
     assert "3 h ago" in sidecar["error"]["message"]
     assert rig.emulator.records.requests == []
+
+
+@pytest.mark.parametrize("claim", [float("inf"), float("nan"), -5.0])
+def test_a_length_that_is_not_a_real_number_is_unknown(tmp_path: Path, claim: float) -> None:
+    """A WebM whose Info claims an infinite, NaN or negative length: not refused on it, not written as NaN."""
+    data = media_headers.webm(seconds=8).replace(struct.pack(">d", 8000.0), struct.pack(">d", claim))
+    (tmp_path / "odd.webm").write_bytes(data)
+    info = media.check_video(tmp_path / "odd.webm")
+    assert info.duration_seconds is None and info.as_dict()["duration_s"] is None
+
+
+def test_damaged_fragment_headers_leave_the_details_unknown(tmp_path: Path) -> None:
+    """A fragment whose tfdt box is empty (as random data makes): the probe still answers from moov."""
+    good = media_headers.full(b"tfdt", 1, 0, struct.pack(">Q", 0))
+    empty = media_headers.box(b"tfdt")
+    data = media_headers.fragmented_mp4(fragments=1)
+    # keep every size right: the traf and moof shrink by what the tfdt lost
+    lost = len(good) - len(empty)
+    moof_at = data.index(b"moof") - 4
+    traf_at = data.index(b"traf") - 4
+    damaged = bytearray(data.replace(good, empty, 1))
+    for at in (moof_at, traf_at):
+        damaged[at:at + 4] = struct.pack(">I", struct.unpack(">I", damaged[at:at + 4])[0] - lost)
+    (tmp_path / "frag.mp4").write_bytes(bytes(damaged))
+
+    info = media.check_video(tmp_path / "frag.mp4")
+
+    assert (info.codec, info.width, info.height, info.fps) == ("h264", 720, 1280, None)

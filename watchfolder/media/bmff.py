@@ -119,8 +119,8 @@ def probe_bmff(src: Source, head: bytes) -> VideoInfo:
         movie_scale, movie_duration, tracks, fragment_duration = _moov(src, found[b"moov"])
         if any(kind == b"moof" for kind, _, _ in top):
             _fragments(src, [(start, stop) for kind, start, stop in top if kind == b"moof"], tracks)
-    except (BudgetSpent, struct.error):
-        pass
+    except (BudgetSpent, struct.error, IndexError):
+        pass  # what was read so far stands; the rest stays unknown
     if tracks and not any(t.handler == b"vide" for t in tracks):
         raise MediaError("unsupported_media", "the file has no video track (audio only?)")
     video = next((t for t in tracks if t.handler == b"vide"), _Track())
@@ -147,7 +147,7 @@ def _rate(track: _Track) -> tuple[float | None, float | None]:
             units = max(units, last[0] + last[2] - first[0])
         else:
             units += sum(length for _, _, length in track.fragments)
-    if not track.timescale or not units:
+    if not track.timescale or units <= 0:
         return None, None
     seconds = units / track.timescale
     return (samples / seconds if samples else None), seconds

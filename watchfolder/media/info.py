@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 READ_BUDGET = 2 * 1024 * 1024  # bytes a probe may read from one file, whatever its size
 
 
-class BudgetSpent(Exception):  # noqa: N818 - a signal, not an error: the details stop where they are
+class BudgetSpent(Exception):
     """The read budget is used up: whatever was learned so far stands, the rest stays unknown."""
 
 

@@ -10,6 +10,8 @@ older callers import from it.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import os
 from pathlib import Path
 from typing import BinaryIO
@@ -61,7 +63,16 @@ def probe(f: BinaryIO, *, budget: int = READ_BUDGET) -> VideoInfo:
     if size > MAX_VIDEO_BYTES:
         raise MediaError("too_large", f"{size:,} bytes is over TikTok's 4 GB limit for a video "
                          f"({MAX_VIDEO_BYTES:,} bytes)")
-    return probe_bmff(src, head) if family == "bmff" else probe_ebml(src)
+    info = probe_bmff(src, head) if family == "bmff" else probe_ebml(src)
+    return _plausible(info)
+
+
+def _plausible(info: VideoInfo) -> VideoInfo:
+    """Headers can claim anything: a length or rate that is not a positive finite number is unknown."""
+    def real(value: float | None) -> float | None:
+        return value if value is not None and math.isfinite(value) and value > 0 else None
+
+    return dataclasses.replace(info, duration_seconds=real(info.duration_seconds), fps=real(info.fps))
 
 
 def check_video(path: Path) -> VideoInfo:
