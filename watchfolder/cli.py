@@ -38,8 +38,13 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="the daemon, in the foreground, until SIGTERM/SIGINT")
     _add_config(run, top=False)
 
-    check = sub.add_parser("check", help="validate config, folders, permissions, tokens and the watch method")
+    check = sub.add_parser("check", help="validate config, folders, permissions, tokens and the watch method; "
+                                         "with FILEs, the verdict for each as if dropped into an inbox")
     _add_config(check, top=False)
+    check.add_argument("files", nargs="*", metavar="FILE",
+                       help="media to judge as if dropped into the account's inbox (nothing is sent)")
+    check.add_argument("--account", metavar="NAME", default=None,
+                       help="with FILEs: the account whose inbox to judge for (default: the first)")
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.add_argument("--offline", action="store_true", help="do not contact TikTok or the media host")
 
@@ -117,7 +122,7 @@ def _split_emulator(argv: list[str]) -> tuple[list[str], list[str]] | None:
 
 
 VALUE_OPTIONS = ("--open-id", "--access-token", "--refresh-token", "--scope", "--expires-in",
-                 "--refresh-expires-in", "--file", "--config", "-c")
+                 "--refresh-expires-in", "--file", "--config", "-c", "--account")
 
 
 def join_values(argv: list[str]) -> list[str]:
@@ -149,6 +154,12 @@ def dispatch(args: argparse.Namespace) -> int:
     if command == "run":
         return run.main(load_settings(args))
     if command == "check":
+        if args.files:
+            from watchfolder.commands import checkfiles
+
+            return checkfiles.main(load_settings(args), args.files, account_name=args.account, as_json=args.json)
+        if args.account:
+            raise UsageError("watchfolder check: --account goes with FILEs to judge")
         return check.main(args)
     if command == "status":
         return status.main(load_settings(args), as_json=args.json, watch=args.watch)
