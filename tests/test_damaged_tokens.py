@@ -75,6 +75,8 @@ def test_one_damaged_account_pauses_alone_and_every_report_still_answers(make_ri
     store = Store(rig.state_dir, readonly=True)
     try:
         wait_for(lambda: store.account_state("alice").paused_code == "sign_in", 15, what="alice paused")
+        # The account's pause is recorded a moment before its item leaves uploading: wait for both.
+        wait_for(lambda: store.items(account="alice")[0].state.value == "waiting", 15, what="alice's item parked")
         [item] = store.items(account="alice")
         assert (item.state.value, item.wait_reason, item.init_started_at, item.publish_id) == (
             "waiting", "sign_in", None, None)
@@ -118,6 +120,7 @@ def test_signing_in_again_resumes_the_paused_account(make_rig, tmp_path: Path) -
     store = Store(rig.state_dir, readonly=True)
     try:
         wait_for(lambda: store.account_state("alice").paused_code == "sign_in", 15, what="alice paused")
+        wait_for(lambda: store.items(account="alice")[0].wait_reason == "sign_in", 15, what="alice's item parked")
     finally:
         store.close()
 

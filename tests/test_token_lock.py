@@ -44,7 +44,8 @@ def expiring_soon(rig: Rig) -> None:
 def test_auth_import_waits_for_the_daemons_refresh_and_the_new_login_is_kept(make_rig, tmp_path):
     rig = make_rig()
     expiring_soon(rig)
-    rig.emulator.faults.fail_next("token", kind="slow", delay=3.0)   # the renewal takes a while at TikTok
+    # The renewal takes a while at TikTok: long enough for `auth import` to start, even on a busy machine.
+    rig.emulator.faults.fail_next("token", kind="slow", delay=8.0)
     rig.start()
     samples.write_mp4(tmp_path / "clip.mp4", size=150_000)
     rig.drop("alice", "clip.mp4", tmp_path / "clip.mp4")
