@@ -22,7 +22,9 @@ import pytest
 import requests
 
 from tests.harness import wait_for
-from watchfolder import httpserve
+from watchfolder.httpserve.handler import BoundedHandler
+from watchfolder.httpserve.limits import Limits
+from watchfolder.httpserve.server import BoundedServer
 from watchfolder.mediahost.server import LIMITS, FileServer
 from watchfolder.ops import metrics
 
@@ -242,7 +244,7 @@ def _answers(server: FileServer) -> bool:
         return False
 
 
-class _Broken(httpserve.BoundedHandler):
+class _Broken(BoundedHandler):
     def do_GET(self) -> None:  # the name http.server calls
         if self.path == "/bug":
             raise RuntimeError("a bug in one handler")
@@ -259,7 +261,7 @@ class _Broken(httpserve.BoundedHandler):
 def test_a_handler_bug_is_a_500_for_that_request_only() -> None:
     errors: list[BaseException] = []
 
-    class Server(httpserve.BoundedServer):
+    class Server(BoundedServer):
         def handle_error(self, address: object, exc: BaseException) -> None:
             errors.append(exc)
 
@@ -278,11 +280,11 @@ def test_a_handler_bug_is_a_500_for_that_request_only() -> None:
 
 
 def test_a_failing_error_report_does_not_cost_the_server_its_only_worker() -> None:
-    class Server(httpserve.BoundedServer):
+    class Server(BoundedServer):
         def handle_error(self, address: object, exc: BaseException) -> None:
             raise OSError("the log is on a full disk")
 
-    server = Server(("127.0.0.1", 0), _Broken, dataclasses.replace(httpserve.Limits(), workers=1))
+    server = Server(("127.0.0.1", 0), _Broken, Limits(workers=1))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:

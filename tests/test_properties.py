@@ -9,6 +9,7 @@ Each property runs a bounded number of examples so the whole file takes seconds.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 import socket
 import struct
@@ -26,7 +27,8 @@ from watchfolder.config import settings as config
 from watchfolder.core.errors import ConfigError, MediaError
 from watchfolder.core.model import Kind, Mode
 from watchfolder.core.text import bounded, display_name, printable, short
-from watchfolder.httpserve import Unsatisfiable, byte_range
+from watchfolder.httpserve.framing import Complete, Framing, Refusal
+from watchfolder.httpserve.limits import Limits, Unsatisfiable, byte_range
 from watchfolder.intake import entries
 from watchfolder.media import probe, samples
 from watchfolder.mediahost.server import LIMITS, FileServer
@@ -300,6 +302,29 @@ _FIELDS = st.sampled_from([b"Host: x", b"Range: bytes=0-3", b"Range: bytes=" + b
                            b"Connection: close", b"Connection: keep-alive", b"If-Range: x"]) | st.binary(max_size=60)
 requests_like = st.builds(lambda line, fields, body: line + b"\r\n" + b"\r\n".join(fields) + b"\r\n\r\n" + body,
                           _LINES, st.lists(_FIELDS, max_size=6), st.binary(max_size=20))
+
+
+@FAST
+@given(data=st.lists(requests_like, min_size=1, max_size=3).map(b"".join) | st.binary(max_size=400),
+       cuts=st.lists(st.integers(0, 400), max_size=12))
+def test_framing_does_not_depend_on_how_the_bytes_arrive(data: bytes, cuts: list[int]) -> None:
+    """A request fed byte by byte, in random pieces or at once: the same request, or the same refusal."""
+    limits = Limits(max_request_line=120, max_header_bytes=240, max_headers=6, max_body=16)
+    whole = Framing(limits).feed(data)
+    framing, verdict = Framing(limits), None
+    edges = [0, *sorted(c for c in cuts if c < len(data)), len(data)]
+    for start, end in itertools.pairwise(edges):
+        verdict = framing.feed(data[start:end])
+        if verdict is not None:
+            break
+    if isinstance(whole, Complete):
+        assert isinstance(verdict, Complete) and verdict.request == whole.request
+        assert whole.rest.startswith(verdict.rest)
+        assert data.endswith(whole.request + whole.rest)
+    elif isinstance(whole, Refusal):
+        assert isinstance(verdict, Refusal) and verdict.code == whole.code
+    else:
+        assert verdict is None
 
 
 @FAST

@@ -13,7 +13,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from watchfolder.httpserve import BoundedHandler, BoundedServer, Limits, Unsatisfiable, byte_range
+from watchfolder.httpserve.handler import BoundedHandler
+from watchfolder.httpserve.limits import Limits, Unsatisfiable, byte_range
+from watchfolder.httpserve.server import BoundedServer
 from watchfolder.mediahost.staging import STAGED_NAME
 
 _CONTENT_TYPES = {

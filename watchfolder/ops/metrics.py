@@ -17,7 +17,9 @@ from watchfolder import logs
 from watchfolder.config.settings import Settings
 from watchfolder.core.errors import WatchfolderError
 from watchfolder.daemon.hooks import DaemonView
-from watchfolder.httpserve import BoundedHandler, BoundedServer, Limits
+from watchfolder.httpserve.handler import BoundedHandler
+from watchfolder.httpserve.limits import Limits
+from watchfolder.httpserve.server import BoundedServer
 from watchfolder.ops.collector import StoreCollector
 from watchfolder.ops.health import HealthMonitor
 
