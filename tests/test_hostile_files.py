@@ -382,3 +382,16 @@ def test_a_cross_device_move_cut_by_a_crash_is_finished_without_a_second_copy(tm
         assert not outbox.same_copy(source, other / "clip.mp4")
     finally:
         shutil.rmtree(other, ignore_errors=True)
+
+
+def test_status_shows_a_detail_quoting_stray_bytes_with_escapes(tmp_path: Path) -> None:
+    """A record whose detail quotes a name's raw bytes (as an older version stored it) is shown by the
+    status read model as valid UTF-8 with \\xNN escapes, never as the raw bytes."""
+    store = Store(tmp_path)
+    name = os.fsdecode(b"caf\xe9.mp4")
+    item = store.add_item(account="alice", name=name, kind="video", now=1.0, state=State.WAITING,
+                          detail=f"{name}: cannot read")
+    row = report.item_row(store.get(item.id), 2.0)
+    store.close()
+    assert row["name"] == "caf\\xe9.mp4" and row["detail"] == "caf\\xe9.mp4: cannot read"
+    json.dumps(row, ensure_ascii=False).encode("utf-8")

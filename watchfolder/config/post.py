@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import errno
+import os
+import stat
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, tzinfo
 from pathlib import Path
@@ -122,7 +125,15 @@ def read_settings_file(path: Path) -> dict[str, object]:
     cannot be read) propagates: the caller decides.
     """
     name = display_name(path.name)
-    with open(path, "rb") as handle:
+    try:  # never through a link, never blocking on a pipe
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise MediaError("bad_post_settings", f"{name}: a symlink; settings files are never followed") from None
+        raise
+    with open(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise MediaError("bad_post_settings", f"{name}: not a regular file")
         data = handle.read(MAX_SETTINGS_BYTES + 1)
     if len(data) > MAX_SETTINGS_BYTES:
         raise MediaError("bad_post_settings", f"{name}: over {MAX_SETTINGS_BYTES // 1024} KiB; a settings file "

@@ -7,7 +7,6 @@ that is stopped (or killed) leaves the item in a state from which the next start
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import random
@@ -21,17 +20,17 @@ from watchfolder.core import machine, text
 from watchfolder.core.errors import AuthError, MediaError, StoreError, TikTokError
 from watchfolder.core.model import Action, Item, Kind, Mode, State
 from watchfolder.daemon import creator, finish
+from watchfolder.daemon.itemfile import ItemFile
 from watchfolder.daemon.outcomes import Outcomes
 from watchfolder.daemon.pacing import Pacer, Parked, Stopped
 from watchfolder.daemon.publisher import Publisher
 from watchfolder.intake import entries, settle
 from watchfolder.intake.intake import resolve_post_settings
 from watchfolder.logs import Logger
-from watchfolder.openfile import Identity, NotTheFile, OpenFolder, OpenMedia, what_is
+from watchfolder.openfile import NotTheFile, what_is
 from watchfolder.store.store import Store
 from watchfolder.tiktok import codes
 
-HASH_BLOCK = 1024 * 1024
 DISK_RETRY_SECONDS = 30.0    # a move refused by the disk (full, read-only) is tried again after this
 UNAVAILABLE_RECHECK = 60.0   # an item whose inbox is away or whose file cannot be read is tried again after this
 
@@ -54,7 +53,7 @@ class Pipeline(Outcomes):
                                                 settings.upload.retry_max_seconds)
         # The item's file, opened once per trip without following links and proven to be the one taken
         # in (openfile); every byte hashed, staged or sent comes from it. Closed when run() returns.
-        self.media: OpenMedia | None = None
+        self.file = ItemFile(stop, settings.watch.ignore)
 
     def folder(self, item: Item, name: str) -> Path:
         return self.settings.root / item.account / name
@@ -106,7 +105,7 @@ class Pipeline(Outcomes):
                 item = self._refused(item, TikTokError("unexpected_error", f"{type(exc).__name__}: {exc}",
                                                        action=Action.RETRY), log)
         finally:
-            self._close_media()
+            self.file.close()
         if item.state.finished:
             finish.finish(self.settings.root, self.store, item, self.clock(), log)
         return self.store.get(item.id)
@@ -142,7 +141,7 @@ class Pipeline(Outcomes):
                               detail="the file changed after it was taken in; it goes once it stops changing")
         if item.sha256 is None:
             try:
-                digest = self._hash(path, item)
+                digest = self.file.sha256(item, path)
             except NotTheFile:
                 # Swapped between the look above and the open: look again once it has settled.
                 return self._park(item, now + self.settings.watch.settle_seconds, "settling", log,
@@ -206,58 +205,10 @@ class Pipeline(Outcomes):
                 item = self._moved(item, target)
         return item
 
-    def _hash(self, path: Path, item: Item) -> str:
-        """The sha256 of the item's bytes, read from descriptors opened without following links: the
-        item's own file (kept open for the rest of the trip), or each image of a photo folder."""
-        digest = hashlib.sha256()
-        if what_is(path) != "folder":
-            self._feed(digest, self._open_media(item, path))
-            return digest.hexdigest()
-        with OpenFolder(path) as folder:
-            for image in entries.photo_files(path, self.settings.watch.ignore):
-                with folder.open(image.name) as media:
-                    self._feed(digest, media)
-        return digest.hexdigest()
-
-    def _feed(self, digest: Any, media: OpenMedia) -> None:
-        for block in media.blocks(HASH_BLOCK):
-            if self.stop.is_set():
-                raise Stopped
-            digest.update(block)
-
-    def _open_media(self, item: Item, path: Path) -> OpenMedia:
-        """The item's file, open: the one this trip holds when it still matches the record, else opened
-        afresh at ``path`` and checked against it. Raise NotTheFile when the name holds something else."""
-        expected = Identity(item.ino, item.size, item.mtime_ns, item.ctime_ns)
-        if self.media is not None:
-            if expected.matches(self.media.stat()):
-                return self.media
-            self._close_media()
-        self.media = OpenMedia.open(path, expected)
-        return self.media
-
-    def _close_media(self) -> None:
-        if self.media is not None:
-            self.media.close()
-            self.media = None
-
     def _moved(self, item: Item, path: Path) -> Item:
-        """Our own move changed the file's change time (a link count), or its inode (a copy to another
-        filesystem): record what it is now, once the new name is proven to hold the same bytes."""
-        try:
-            info = os.lstat(path)
-        except FileNotFoundError:
-            return item
-        if not os.path.isfile(path) or os.path.islink(path):
-            return item
-        if self.media is not None and not os.path.samestat(info, self.media.stat()):
-            held = self.media.stat()
-            if (held.st_size, held.st_mtime_ns) != (info.st_size, info.st_mtime_ns):
-                return item  # not our copy: the next check sees the change
-            self._close_media()
-        elif (info.st_size, info.st_mtime_ns) != (item.size, item.mtime_ns):
-            return item
-        return self.store.update(item.id, now=self.clock(), ino=info.st_ino, ctime_ns=info.st_ctime_ns)
+        """After our own move: record the file's new change time (and inode, after a copy)."""
+        fields = self.file.after_move(item, path)
+        return self.store.update(item.id, now=self.clock(), **fields) if fields else item
 
     # ---- the steps ---------------------------------------------------------------------------
 
@@ -283,9 +234,9 @@ class Pipeline(Outcomes):
         if item.sha256 is None:
             # New content in processing/ (it changed during its upload): hash what is sent now.
             item = self.store.update(item.id, now=self.clock(),
-                                     sha256=self._hash(self.folder(item, item.folder) / item.name, item))
+                                     sha256=self.file.sha256(item, self.folder(item, item.folder) / item.name))
         try:
-            media = self._media_for(item)
+            media = self.file.for_init(item, self.folder(item, item.folder) / item.name)
         except NotTheFile:
             return self._new_content(item, self.folder(item, item.folder) / item.name, log)
         if Mode(account.mode) is Mode.DIRECT:
@@ -385,11 +336,11 @@ class Pipeline(Outcomes):
         for first, last in self.publisher.remaining_ranges(item):
             if self.stop.is_set():
                 raise Stopped
-            if self._changed(item, path):
+            if self.file.changed(item, path):
                 return self._new_content(item, path, log)
-            assert self.media is not None  # _changed opened it
+            assert self.file.media is not None  # changed() opened it
             try:
-                ack = self.publisher.put_chunk(item, self.media, first, last)
+                ack = self.publisher.put_chunk(item, self.file.media, first, last)
             except MediaError as exc:
                 if exc.code != "file_changed":
                     raise
@@ -411,7 +362,7 @@ class Pipeline(Outcomes):
                 next_report = (ack.next_offset // step + 1) * step
             if ack.complete:
                 break
-        if self._changed(item, path):
+        if self.file.changed(item, path):
             # TikTok already holds every byte and no API call can stop it now, so the post goes ahead.
             log.warning("file_changed_after_upload")
             self.store.note(item.id, "file_changed", now=self.clock(),
@@ -419,29 +370,13 @@ class Pipeline(Outcomes):
         return self.store.transition(item.id, State.UPLOADING, State.PROCESSING, now=self.clock(),
                                      uploaded_bytes=item.size)
 
-    def _changed(self, item: Item, path: Path) -> bool:
-        """True when ``path`` no longer holds the file recorded (size, mtime, ctime, inode: a rewrite in
-        place with its mtime put back shows in the change time), or is gone, or is a link."""
-        try:
-            media = self._open_media(item, path)
-        except NotTheFile:
-            return True
-        return not media.still_at(path)
-
-    def _media_for(self, item: Item) -> OpenMedia | None:
-        """The item's open file for an init (staging a pulled video reads from it); None for a folder."""
-        path = self.folder(item, item.folder) / item.name
-        if what_is(path) == "folder":
-            return None
-        return self._open_media(item, path)
-
     def _new_content(self, item: Item, path: Path, log: Logger) -> Item:
         """The file changed (or went) during its upload: abandon TikTok's task (it never gets the rest, so
         it never becomes a post), then start again as new content once the file has stopped changing."""
         if item.publish_id:
             item = self._orphan(item, f"publish_id {item.publish_id} abandoned: the file changed while it "
                                       "was being uploaded", log, answered=True)
-        self._close_media()
+        self.file.close()
         what = what_is(path)
         if what == "gone":
             return self._fail(item, "file_gone", f"the file was taken out of {item.folder}/ while it was being "

@@ -15,6 +15,7 @@ from watchfolder.config import post as postsettings
 from watchfolder.config.settings import AccountSettings, Settings
 from watchfolder.core.errors import AuthError, MediaError, TikTokError, WatchfolderError
 from watchfolder.core.model import SCOPE_FOR_MODE, Action, Item, Kind, Mode, VideoSource
+from watchfolder.core.text import display_name
 from watchfolder.daemon.pacing import Pacer
 from watchfolder.intake import entries
 from watchfolder.logs import Logger
@@ -218,7 +219,11 @@ class Publisher:
     def _stage_image(self, host: MediaHost, file: Path, image: OpenMedia, now: float) -> Staged:
         if not (self.settings.photos.convert and convert.needs_conversion(image.proc_path)):
             return host.stage(file, now=now, media=image)
-        converted = convert.to_jpeg(image.proc_path, host.staging_dir)
+        try:
+            converted = convert.to_jpeg(image.proc_path, host.staging_dir)
+        except MediaError as exc:  # it names the descriptor's path: name the user's file instead
+            message = exc.message.removeprefix(f"{image.proc_path.name}: ")
+            raise MediaError(exc.code, f"{display_name(file.name)}: {message}") from None
         try:
             return host.stage(converted, now=now, suffix=".jpg")
         finally:

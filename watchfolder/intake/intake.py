@@ -7,6 +7,7 @@ API call, and the finisher moves it to failed/ with its sidecar.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import os
@@ -25,7 +26,7 @@ from watchfolder.intake.ignore import is_ignored
 from watchfolder.intake.watcher import WatchEvent
 from watchfolder.logs import Logger
 from watchfolder.media import convert
-from watchfolder.openfile import Identity, NotTheFile, OpenMedia
+from watchfolder.openfile import Identity, NotTheFile, OpenFolder, OpenMedia
 from watchfolder.store.store import Store
 
 ORPHAN_SETTINGS_SECONDS = 600.0   # a settings file whose media never came goes to failed/ after this
@@ -328,11 +329,24 @@ class Intake:
     def _check_media(self, entry: entries.Entry) -> str | None:
         """Photos and anything that is not a video (videos are probed from their open descriptor)."""
         if entry.kind in ("photo", "photo_set"):
-            images = [entry.path] if entry.kind == "photo" else entries.photo_files(entry.path,
-                                                                                   self.settings.watch.ignore)
             if entry.kind == "photo_set":
                 _refuse_foreign_media(entry.path, self.settings.watch.ignore)
-            convert.check_photos(images, convert=self.settings.photos.convert)
+            with contextlib.ExitStack() as stack:
+                # Each image read through a descriptor opened without following links (openfile).
+                if entry.kind == "photo":
+                    opened = [(entry.name, stack.enter_context(OpenMedia.open(entry.path)))]
+                else:
+                    folder = stack.enter_context(OpenFolder(entry.path))
+                    opened = [(image.name, stack.enter_context(folder.open(image.name)))
+                              for image in entries.photo_files(entry.path, self.settings.watch.ignore)]
+                try:
+                    convert.check_photos([image.proc_path for _, image in opened], convert=self.settings.photos.convert)
+                except MediaError as exc:  # named after the descriptor's path: name the user's image instead
+                    names = {image.proc_path.name: name for name, image in opened}
+                    head, colon, rest = exc.message.partition(": ")
+                    if colon and head in names:
+                        raise MediaError(exc.code, f"{text.display_name(names[head])}: {rest}") from None
+                    raise
             return None
         raise MediaError("unsupported_media", unsupported_message(entry.name))
 

@@ -17,7 +17,7 @@ from watchfolder.config.settings import Settings
 from watchfolder.core import machine, zones
 from watchfolder.core.errors import AuthError, StoreError
 from watchfolder.core.model import Item, State
-from watchfolder.core.text import display_name, iso
+from watchfolder.core.text import display_name, iso, printable
 from watchfolder.ops import progress
 from watchfolder.store import queries
 from watchfolder.store.queries import OPEN_STATES, Reader
@@ -81,8 +81,9 @@ def item_row(item: Item, now: float, zone: datetime.tzinfo | None = None,
         "percent": int(100 * item.uploaded_bytes / item.size) if item.size else 0,
         "wait_reason": item.wait_reason, "next_attempt_at": iso(item.next_attempt_at),
         "publish_at": iso(item.publish_at), "publish_id": item.publish_id,
-        "error": item.error_code, "detail": item.detail,
-        "summary": describe(item, now, zone) + (f" ({extra})" if extra else ""),
+        # A detail or message may quote a name's stray bytes: shown as \xNN, so the output is UTF-8.
+        "error": item.error_code, "detail": printable(item.detail) if item.detail else item.detail,
+        "summary": printable(describe(item, now, zone) + (f" ({extra})" if extra else "")),
         "detected_at": iso(item.detected_at), "updated_at": iso(item.updated_at),
         "media": media, "media_text": media_text(media), "warnings": json.loads(item.warnings or "[]"),
     }
