@@ -27,7 +27,7 @@ from typing import Any
 STEPS: tuple[tuple[str, str, str], ...] = (
     ("worker", "watchfolder.daemon.pipeline", "Pipeline.run"),
     ("prepare", "watchfolder.daemon.pipeline", "Pipeline._prepare"),
-    ("hash", "watchfolder.daemon.pipeline", "Pipeline._hash"),
+    ("hash", "watchfolder.daemon.itemfile", "ItemFile.sha256"),
     ("http_api", "watchfolder.tiktok.client", "TikTokClient._call"),
     ("http_chunk", "watchfolder.tiktok.upload", "ChunkUploader.put_chunk"),
     ("tokens", "watchfolder.tiktok.tokens", "TokenManager.access_token"),
