@@ -9,7 +9,9 @@ Each property runs a bounded number of examples so the whole file takes seconds.
 from __future__ import annotations
 
 import dataclasses
+import io
 import itertools
+import math
 import os
 import socket
 import struct
@@ -25,12 +27,15 @@ from hypothesis import strategies as st
 from watchfolder.config import post
 from watchfolder.config import settings as config
 from watchfolder.core.errors import ConfigError, MediaError
+from watchfolder.core.limits import VideoLimits
 from watchfolder.core.model import Kind, Mode
 from watchfolder.core.text import bounded, display_name, printable, short
 from watchfolder.httpserve.framing import Complete, Framing, Refusal
 from watchfolder.httpserve.limits import Limits, Unsatisfiable, byte_range
 from watchfolder.intake import entries
 from watchfolder.media import probe, samples
+from watchfolder.media.info import VideoInfo
+from watchfolder.media.verdict import CreatorLimit, judge
 from watchfolder.mediahost.server import LIMITS, FileServer
 
 MESSAGE_LIMIT = 4096  # "a few KiB": what a sidecar, a log line or a status row may quote
@@ -164,6 +169,41 @@ def test_sniffers_on_damaged_real_files(scratch: Path, valid: dict[str, bytes], 
                                         changes: list[tuple[int, int, int]], cut: int | None) -> None:
     check = "check_video" if kind in ("mp4", "webm") else "check_image"
     _sniff(scratch, _mutate(valid[kind], changes, cut), check)
+
+
+@FAST
+@given(data=st.one_of(mp4_like, webm_like, st.binary(max_size=1024)), budget=st.integers(0, 4096))
+def test_video_probe_on_a_read_budget(data: bytes, budget: int) -> None:
+    """However small the read budget, the probe answers or refuses with its own error."""
+    try:
+        info = probe.probe(io.BytesIO(data), budget=budget)
+    except MediaError as error:
+        assert len(str(error)) < MESSAGE_LIMIT
+        return
+    assert info.size == len(data)
+    assert info.duration_seconds is None or (math.isfinite(info.duration_seconds) and info.duration_seconds > 0)
+
+
+_maybe_float = st.none() | st.floats(allow_nan=True, allow_infinity=True)
+_maybe_int = st.none() | st.integers(-(2**40), 2**40)
+video_infos = st.builds(
+    VideoInfo, container=st.sampled_from(["mp4", "mov", "webm"]) | st.text(max_size=30),
+    content_type=st.sampled_from(["video/mp4", "video/webm"]), size=st.integers(0, 2**63),
+    duration_seconds=_maybe_float, width=_maybe_int, height=_maybe_int,
+    codec=st.none() | st.sampled_from(["h264", "h265", "vp9", "av1"]) | st.text(max_size=5000),
+    fps=_maybe_float, audio=st.none() | st.sampled_from(["aac", "opus"]) | st.text(max_size=5000),
+    fragmented=st.booleans())
+
+
+@FAST
+@given(info=video_infos, creator=st.none() | st.builds(CreatorLimit, seconds=st.integers(-10, 10**6),
+                                                        age_seconds=st.floats(0, 1e9), who=st.text(max_size=50)))
+def test_verdict_on_any_headers(info: VideoInfo, creator: CreatorLimit | None) -> None:
+    """Whatever a file's headers claim, the verdict is an answer whose words stay short."""
+    verdict = judge(info, VideoLimits(), creator)
+    if verdict.refusal is not None:
+        assert len(str(verdict.refusal)) < MESSAGE_LIMIT, len(str(verdict.refusal))
+    assert all(len(warning) < MESSAGE_LIMIT for warning in verdict.warnings)
 
 
 # --- post settings ----------------------------------------------------------------------------

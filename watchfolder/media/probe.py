@@ -31,7 +31,7 @@ from watchfolder.media.images import (
     check_image,
     check_photo_set,
 )
-from watchfolder.media.info import READ_BUDGET, ImageInfo, Source, VideoInfo
+from watchfolder.media.info import READ_BUDGET, BudgetSpent, ImageInfo, Source, VideoInfo
 from watchfolder.media.sniff import HEAD, describe, video_family
 from watchfolder.media.sniff import describe as _describe
 
@@ -47,14 +47,22 @@ MAX_VIDEO_BYTES = 4_000_000_000
 def probe(f: BinaryIO, *, budget: int = READ_BUDGET) -> VideoInfo:
     """Given a video open for binary reading (seekable), return what it is by content.
 
-    Raise MediaError: empty_file, unsupported_media (not MP4/MOV/WebM, saying what it looks like),
-    too_large (over MAX_VIDEO_BYTES), truncated_video (MP4/MOV boxes that do not tile the file or lack
-    moov or mdat; a WebM Segment longer than the file). At most ``budget`` bytes are read.
+    Raise MediaError: empty_file, unsupported_media (not MP4/MOV/WebM, saying what it looks like, or
+    headers that do not fit in the budget), too_large (over MAX_VIDEO_BYTES), truncated_video (MP4/MOV
+    boxes that do not tile the file or lack moov or mdat; a WebM Segment longer than the file). At most
+    ``budget`` bytes are read.
     """
     size = f.seek(0, os.SEEK_END)
     if size == 0:
         raise MediaError("empty_file", "the file is empty (0 bytes)")
-    src = Source(f, size, budget)
+    try:
+        return _probe(Source(f, size, budget), size)
+    except BudgetSpent:  # the parsers keep what they read within the budget; past the essentials, refuse
+        raise MediaError("unsupported_media", f"the headers do not fit in the {budget:,} bytes read to check "
+                         "a video: not a usable video") from None
+
+
+def _probe(src: Source, size: int) -> VideoInfo:
     head = src.read_at(0, HEAD)
     family = video_family(head)
     if family is None:
