@@ -395,3 +395,17 @@ def test_status_shows_a_detail_quoting_stray_bytes_with_escapes(tmp_path: Path) 
     store.close()
     assert row["name"] == "caf\\xe9.mp4" and row["detail"] == "caf\\xe9.mp4: cannot read"
     json.dumps(row, ensure_ascii=False).encode("utf-8")
+
+
+def test_a_log_line_has_a_ceiling_and_masks_a_secret_near_the_cut() -> None:
+    """One event carrying a megabyte value (a hostile name or message) is written as one short line,
+    saying how much was left out; a registered secret straddling the cut is still masked."""
+    buffer = io.StringIO()
+    logs.configure("info", json=True, stream=buffer)
+    secret = "hostile-secret-token-value-0123456789"
+    logs.register_secret(secret)
+    value = "x" * (logs.VALUE_MAX - 20) + secret + "y" * 1_000_000  # the cut falls inside the secret
+    logs.get_logger().warning("item_refused", reason=value)
+    (line,) = buffer.getvalue().splitlines()
+    assert len(line) < 2 * logs.VALUE_MAX
+    assert "more characters" in json.loads(line)["reason"] and "hostile-secret-token" not in line
