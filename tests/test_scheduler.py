@@ -165,6 +165,10 @@ def test_a_waiting_file_taken_out_is_cancelled_and_retry_puts_a_failed_one_back(
         rig.drop("alice", clip.name, clip)
         failed = rig.wait_sidecar("alice", clip.name, "failed")
         assert failed["error"]["code"] == "file_format_check_failed"
+        # The sidecar is written a moment before the move is recorded; retry goes by the record.
+        wait_for(lambda: [i for i in report.collect(rig.settings, emulator.clock.now())["items"]
+                          if i["name"] == clip.name and i["folder"] == "failed"], 10,
+                 what="the move to failed/ recorded")
         assert retry.main(rig.settings, clip.name) == 0
         assert "inbox" in capsys.readouterr().out
         sidecar = rig.wait_sidecar("alice", clip.name, "done")
