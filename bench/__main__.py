@@ -1,13 +1,13 @@
 """``python -m bench``: run the benchmarks against the emulator on loopback, print the table, write the page.
 
-    python -m bench                         all six (about 8 minutes on 2 cores), writes docs/benchmarks.md
+    python -m bench                         all seven (about 8 minutes on 2 cores), writes docs/benchmarks.md
     python -m bench --only throughput,idle  some of them (idle needs the backlog's 10,000 done files: it
                                             runs the backlog first)
     python -m bench --smoke                 every benchmark with tiny sizes, in seconds (proves the code runs;
                                             writes nothing unless --out is given)
 
-Names: throughput (1 and 6), memory (2), latency (3), backlog (4), idle (5). Scratch files go to bench/out/
-(or --work) and big ones are deleted after each benchmark.
+Names: throughput (1 and 6), memory (2), latency (3), backlog (4), idle (5), probe (7: the media probe per
+file, a second). Scratch files go to bench/out/ (or --work) and big ones are deleted after each benchmark.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from bench import backlog, latency, memory, report, throughput
+from bench import backlog, latency, memory, probe, report, throughput
 from bench.rig import Context
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, Callable[[Context], list[report.Section]]] = {
     "latency": latency.run,
     "backlog": backlog.run,
     "idle": backlog.run_idle,
+    "probe": probe.run,
 }
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from tests.harness import Rig, wait_for
 from tests.test_photos import hosted_rig, inits, sha256
+from watchfolder.intake import videocheck
 from watchfolder.media import samples
 from watchfolder.ops import report
 from watchfolder.store.store import Store
@@ -174,3 +175,49 @@ def test_a_direct_photo_post_sends_direct_post_with_its_post_info(make: Make, tm
                                  "disable_comment": True, "auto_add_music": True, "brand_content_toggle": False,
                                  "brand_organic_toggle": False}
     assert sidecar["status"] == "PUBLISH_COMPLETE"
+
+
+# ---- what creator_info says about interactions and length ----------------------------------------
+
+SELF_ONLY = {"accounts.bob.defaults": {"privacy_level": "SELF_ONLY"}}
+
+
+def test_interactions_the_creator_disabled_are_sent_disabled_and_the_sidecar_says_so(make: Make,
+                                                                                     tmp_path: Path) -> None:
+    rig = make(overrides=SELF_ONLY)
+    rig.users["bob"].comment_disabled = True
+    rig.users["bob"].stitch_disabled = True
+    samples.write_mp4(tmp_path / "clip.mp4", size=200_000, duration_seconds=12)
+    (tmp_path / "clip.yaml").write_text("disable_comment: false\ndisable_duet: false\n", encoding="utf-8")
+    rig.drop("bob", "clip.yaml", tmp_path / "clip.yaml")
+    rig.drop("bob", "clip.mp4", tmp_path / "clip.mp4")
+
+    sidecar = rig.wait_sidecar("bob", "clip.mp4")
+
+    (publish,) = rig.emulator.records.publishes
+    assert (publish.post_info["disable_comment"], publish.post_info["disable_duet"],
+            publish.post_info["disable_stitch"]) == (True, False, True)
+    assert (sidecar["post_settings"]["disable_comment"], sidecar["post_settings"]["disable_stitch"]) == (True, True)
+    (warning,) = [w for w in sidecar["warnings"] if "turned off" in w]
+    assert "has turned off comments, stitches on TikTok" in warning
+    assert any(e["state"] == "creator_settings" for e in sidecar["history"])
+
+
+def test_what_creator_info_said_is_cached_for_the_account(make: Make, tmp_path: Path) -> None:
+    """After one direct post, the creator's 300 s limit is known locally (and refuses at intake next time)."""
+    rig = make(overrides=SELF_ONLY, max_video_post_duration_sec=300)
+    samples.write_mp4(tmp_path / "a.mp4", size=200_000, duration_seconds=12)
+    rig.drop("bob", "a.mp4", tmp_path / "a.mp4")
+    rig.wait_sidecar("bob", "a.mp4")
+    store = Store(rig.state_dir, readonly=True)
+    try:
+        limit = videocheck.creator_limit(store, "bob", rig.emulator.clock.now())
+    finally:
+        store.close()
+    assert limit is not None and limit.seconds == 300 and limit.age_seconds < 60
+
+    samples.write_mp4(tmp_path / "b.mp4", size=200_000, duration_seconds=400)
+    rig.drop("bob", "b.mp4", tmp_path / "b.mp4")
+    sidecar = rig.wait_sidecar("bob", "b.mp4", "failed")
+    assert sidecar["error"]["code"] == "duration_check_failed"
+    assert len(inits(rig)) == 1  # only a.mp4's

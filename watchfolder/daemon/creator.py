@@ -7,9 +7,13 @@ too-long video before any API call; here a worker judges the length once more be
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
+from watchfolder.config import post as postsettings
 from watchfolder.config.settings import AccountSettings, Settings
 from watchfolder.core.errors import TikTokError
-from watchfolder.core.model import Action, Item, Mode
+from watchfolder.core.model import Action, Item, Kind, Mode
 from watchfolder.daemon.publisher import Publisher
 from watchfolder.intake import videocheck
 from watchfolder.logs import Logger
@@ -40,3 +44,28 @@ def check_length(store: Store, publisher: Publisher, settings: Settings, item: I
     refusal = verdict.check_duration(publisher.duration_of(item, media), settings.video_limits, limit)
     if refusal is not None:
         raise TikTokError(refusal.code, refusal.message, action=Action.FAIL, advice=refusal.message)
+
+
+def honour_interactions(store: Store, item: Item, info: CreatorInfo, now: float, log: Logger) -> Item:
+    """Direct Post: comments, duets or stitches the creator has turned off are sent turned off, whatever
+    the settings say; the sidecar's warnings and history say which (TikTok would refuse them otherwise)."""
+    post = postsettings.from_dict(json.loads(item.post_info or "{}"))
+    off = {"disable_comment": info.comment_disabled}
+    if Kind(item.kind) is Kind.VIDEO:
+        off |= {"disable_duet": info.duet_disabled, "disable_stitch": info.stitch_disabled}
+    changed = [key for key, disabled in off.items() if disabled and not getattr(post, key)]
+    if not changed:
+        return item
+    words = {"disable_comment": "comments", "disable_duet": "duets", "disable_stitch": "stitches"}
+    what = ", ".join(words[key] for key in changed)
+    note = (f"{info.nickname or item.account} has turned off {what} on TikTok, so this post is sent with "
+            f"{what} turned off ({', '.join(f'{key}: true' for key in changed)})")
+    log.info("interactions_disabled_by_creator", settings=changed)
+    warnings = json.loads(item.warnings or "[]")
+    if note not in warnings:
+        warnings.append(note)
+        store.note(item.id, "creator_settings", now=now, detail=note)
+    post = dataclasses.replace(post, disable_comment=post.disable_comment or "disable_comment" in changed,
+                               disable_duet=post.disable_duet or "disable_duet" in changed,
+                               disable_stitch=post.disable_stitch or "disable_stitch" in changed)
+    return store.update(item.id, now=now, post_info=postsettings.as_dict(post), warnings=warnings)

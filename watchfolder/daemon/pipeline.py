@@ -19,7 +19,7 @@ from watchfolder.config.settings import AccountSettings, Settings
 from watchfolder.core import machine, text
 from watchfolder.core.errors import AuthError, MediaError, StoreError, TikTokError
 from watchfolder.core.model import Action, Item, Kind, Mode, State
-from watchfolder.daemon import creator, finish
+from watchfolder.daemon import creator, finish, quirk
 from watchfolder.daemon.itemfile import ItemFile
 from watchfolder.daemon.outcomes import Outcomes
 from watchfolder.daemon.pacing import Pacer, Parked, Stopped
@@ -240,7 +240,9 @@ class Pipeline(Outcomes):
         except NotTheFile:
             return self._new_content(item, self.folder(item, item.folder) / item.name, log)
         if Mode(account.mode) is Mode.DIRECT:
-            creator.remember(self.store, item.account, self.publisher.check_creator(item, account, log), self.clock())
+            info = self.publisher.check_creator(item, account, log)
+            creator.remember(self.store, item.account, info, self.clock())
+            item = creator.honour_interactions(self.store, item, info, self.clock(), log)
         if Kind(item.kind) is Kind.VIDEO:
             creator.check_length(self.store, self.publisher, self.settings, item, account, self.clock(), log,
                                  media=media)
@@ -254,12 +256,19 @@ class Pipeline(Outcomes):
             # can still be made harmless (the staged files are removed before any new init).
             self.store.update(item_id, now=self.clock(), staged=names)
 
+        step = quirk.step_for(self.store, item, account, self.settings, has_host=self.publisher.mediahost is not None)
         try:
-            result = self.publisher.init(item, account, log, on_staged=staged, media=media)
+            result = self.publisher.init(item, account, log, on_staged=staged, media=media, plan=step.plan,
+                                         pull=step.pull)
         except TikTokError as exc:
             if exc.code != "network_error":
                 # TikTok answered (with a refusal): no upload task exists, so nothing is ambiguous.
                 self.store.update(item.id, now=self.clock(), init_started_at=None)
+            if step.plan is not None and quirk.is_quirk(exc, step.plan.count):
+                message = quirk.refused(self.store, item, step.plan, exc, self.settings,
+                                        has_host=self.publisher.mediahost is not None, now=self.clock(), log=log)
+                return self.store.get(item.id) if message is None else \
+                    self._fail(item, exc.code, message, log, log_id=exc.log_id)
             raise
         except AuthError:
             # No usable token, so no init went out: nothing to call orphaned when the account resumes.

@@ -132,20 +132,22 @@ class Publisher:
         return duration if duration is not None else probe.video_duration_ffprobe(self.path_of(item))
 
     def init(self, item: Item, account: AccountSettings, log: Logger,
-             on_staged: Callable[[list[str]], None] | None = None, media: OpenMedia | None = None) -> dict[str, Any]:
+             on_staged: Callable[[list[str]], None] | None = None, media: OpenMedia | None = None, *,
+             plan: chunks.ChunkPlan | None = None, pull: bool = False) -> dict[str, Any]:
         """Send the init for the item; return the fields to commit (publish_id, upload_url, …).
 
         Media TikTok pulls is staged first, from ``media`` (the item's open file) or, for a photo folder,
         from each image opened without following links; ``on_staged`` gets the staged names before the
-        init is sent.
+        init is sent. ``plan`` replaces the configured chunk plan and ``pull`` sends a video through
+        PULL_FROM_URL (both for TikTok's multi-chunk quirk: ``quirk``).
         """
         token = self.token(item.account)
         mode = Mode(account.mode)
         post = self.post_settings(item)
         now = self.clock()
-        if Kind(item.kind) is Kind.PHOTO or VideoSource(account.video_source) is VideoSource.PULL_FROM_URL:
+        if Kind(item.kind) is Kind.PHOTO or VideoSource(account.video_source) is VideoSource.PULL_FROM_URL or pull:
             return self._init_pulled(item, token, mode, post, now, on_staged, media)
-        plan = chunks.plan(item.size, self.settings.upload.chunk_size)
+        plan = plan or chunks.plan(item.size, self.settings.upload.chunk_size)
         if mode is Mode.DIRECT:
             result = self.client.init_direct_video(token, post_info=postsettings.video_post_info(post, mode),
                                                    plan=plan)

@@ -38,6 +38,8 @@ def chunk_plan_problem(video_size: int, chunk_size: int, total_chunk_count: int,
     final_chunk = video_size - (total_chunk_count - 1) * chunk_size
     if final_chunk > config.max_final_chunk_bytes:
         return f"The chunk size is invalid: the final chunk would be {final_chunk} bytes"
+    if config.multi_chunk_quirk and total_chunk_count > 1:
+        return "The chunk size is invalid"  # the real API's reported answer, word for word
     return None
 
 

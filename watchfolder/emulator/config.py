@@ -67,6 +67,7 @@ class EmulatorConfig:
     single_chunk_max_bytes: int = 64_000_000  # a larger video must come in two or more chunks
     max_chunk_count: int = 1000
     max_video_bytes: int = 4_000_000_000
+    multi_chunk_quirk: bool = False  # refuse every multi-chunk init: "The chunk size is invalid" (reported 2026-08)
     resend_last_chunk: str = "reject"  # UNCONFIRMED: "reject" (416) | "accept" (idempotent)
     expired_upload_fail_reason: str | None = None  # UNCONFIRMED: None keeps PROCESSING_UPLOAD
     cancel_file_upload: bool = False  # UNCONFIRMED: cancel of a FILE_UPLOAD task is publish_not_cancellable

@@ -20,7 +20,7 @@ import structlog
 
 from watchfolder import __version__
 from watchfolder.core.errors import TikTokError
-from watchfolder.tiktok import codes, transport
+from watchfolder.tiktok import codes, transport, uploadurl
 from watchfolder.tiktok.chunks import ChunkPlan
 
 log = structlog.get_logger(__name__)
@@ -77,8 +77,10 @@ class TikTokClient:
     """A session against one API base URL (TikTok's, or the emulator's in tests)."""
 
     def __init__(self, base_url: str, *, timeout: float = 60.0,
-                 user_agent: str = f"watchfolder/{__version__}") -> None:
+                 user_agent: str = f"watchfolder/{__version__}",
+                 tiktok_domains: tuple[str, ...] = uploadurl.TIKTOK_DOMAINS) -> None:
         self.base_url = base_url.rstrip("/")
+        self.tiktok_domains = tiktok_domains  # an API on these must hand out https upload URLs on them
         self.timeout = timeout
         self._host = urlsplit(self.base_url).netloc
         self._session = transport.session()
@@ -168,6 +170,8 @@ class TikTokClient:
         if expect_upload_url and not isinstance(upload_url, str):
             raise _error("bad_response", "FILE_UPLOAD init answer has no upload_url", http_status=200,
                          log_id=log_id)
+        if isinstance(upload_url, str):
+            uploadurl.check(self.base_url, upload_url, domains=self.tiktok_domains)
         return InitResult(publish_id=publish_id, upload_url=upload_url, log_id=log_id)
 
     def _call(self, path: str, token: str, body: Mapping[str, Any]) -> tuple[dict[str, Any], str]:
