@@ -132,6 +132,9 @@ POLICY: Mapping[str, Policy] = MappingProxyType({
     "upload_rejected": _p(
         Action.FAIL, ITEM, "TikTok refused the uploaded bytes; check the file is complete and drop it in"
         " again."),
+    "upload_url_untrusted": _p(
+        Action.FAIL, ITEM, "The init's upload URL was not https on a TikTok host, so no byte was sent; check for a"
+        " proxy rewriting TikTok's answers, then retry the item."),
     "url_ownership_unverified": _p(
         Action.FAIL, ITEM,
         "Verify media_host.url_prefix as a URL property in TikTok's developer portal, then retry the item."),
