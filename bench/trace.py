@@ -31,7 +31,7 @@ STEPS: tuple[tuple[str, str, str], ...] = (
     ("http_api", "watchfolder.tiktok.client", "TikTokClient._call"),
     ("http_chunk", "watchfolder.tiktok.upload", "ChunkUploader.put_chunk"),
     ("tokens", "watchfolder.tiktok.tokens", "TokenManager.access_token"),
-    ("media_check", "watchfolder.media.probe", "check_video"),
+    ("media_check", "watchfolder.media.probe", "probe"),
     ("settings_lookup", "watchfolder.intake.entries", "settings_for"),
     ("moves", "watchfolder.daemon.outbox", "move_item"),
     ("sidecar", "watchfolder.daemon.outbox", "write_sidecar"),
