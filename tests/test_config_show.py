@@ -36,7 +36,8 @@ def test_show_fills_in_defaults_and_masks_the_secret(tmp_path, capsys):
 
 def test_what_show_prints_loads_to_the_same_settings(tmp_path, capsys):
     path = write_config(tmp_path, "watch:\n  observer: polling\n  ignore: ['*.bak']\n"
-                                  "metrics:\n  listen: 127.0.0.1:9808\n")
+                                  "metrics:\n  listen: 127.0.0.1:9808\n"
+                                  "video_limits:\n  max_fps: 120\n  codecs: [h264, av1]\n  max_duration: 15m\n")
     assert cli.main(["config", "show", "-c", str(path)]) == 0
     again = tmp_path / "again.yaml"
     again.write_text(capsys.readouterr().out)
@@ -44,6 +45,7 @@ def test_what_show_prints_loads_to_the_same_settings(tmp_path, capsys):
     first, second = config.load(path, env), config.load(again, env)
     assert second.watch == first.watch and second.upload == first.upload and second.metrics == first.metrics
     assert second.tiktok.client_key == first.tiktok.client_key and second.accounts == first.accounts
+    assert second.video_limits == first.video_limits and second.video_limits.max_fps == 120
 
 
 def test_show_without_a_config_names_the_places_looked(tmp_path, capsys, monkeypatch):

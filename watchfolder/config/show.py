@@ -60,7 +60,8 @@ def effective(settings: config.Settings) -> dict[str, Any]:
             data[key] = _plain(getattr(settings, key))
     data["tiktok"] = tiktok
     for name, spec in (("watch", config._WATCH), ("upload", config._UPLOAD), ("media_host", config._MEDIA_HOST),
-                       ("photos", config._PHOTOS), ("metrics", config._METRICS), ("notify", config._NOTIFY)):
+                       ("photos", config._PHOTOS), ("metrics", config._METRICS), ("notify", config._NOTIFY),
+                       ("video_limits", config._VIDEO_LIMITS)):
         section = _section(getattr(settings, name), spec)
         if name != "media_host" or any(value is not None for value in section.values()):
             data[name] = section  # an unset media_host stays out: its keys are required together
