@@ -8,23 +8,25 @@ import pytest
 
 from watchfolder.core.errors import StoreError
 from watchfolder.core.model import State
+from watchfolder.core.transitions import Event
 from watchfolder.store.store import MIGRATIONS, Store
 
 
 def test_transition_is_compare_and_set_and_logs_an_event(tmp_path):
     store = Store(tmp_path)
     item = store.add_item(account="alice", name="a.mp4", kind="video", now=100.0, size=10)
-    moved = store.transition(item.id, State.QUEUED, State.UPLOADING, now=101.0)
+    moved = store.apply(item, Event.CLAIMED, now=101.0)
     assert moved.state is State.UPLOADING
     with pytest.raises(StoreError, match="was uploading, not queued"):
-        store.transition(item.id, State.QUEUED, State.UPLOADING, now=102.0)
+        store.apply(item, Event.CLAIMED, now=102.0)   # a second worker holding the same queued item
     assert [e["state"] for e in store.history(item.id)] == ["detected", "queued", "uploading"]
 
 
 def test_a_second_connection_sees_committed_progress(tmp_path):
     writer, reader = Store(tmp_path), Store(tmp_path, readonly=True)
     item = writer.add_item(account="alice", name="a.mp4", kind="video", now=1.0, size=100)
-    writer.update(item.id, now=2.0, uploaded_bytes=60, publish_id="v_inbox_file~v2.1")
+    item = writer.apply(item, Event.CLAIMED, now=2.0)
+    writer.apply(item, Event.INIT_ANSWERED, now=2.0, uploaded_bytes=60, publish_id="v_inbox_file~v2.1")
     seen = reader.get(item.id)
     assert (seen.uploaded_bytes, seen.publish_id) == (60, "v_inbox_file~v2.1")
     assert reader.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -45,7 +47,7 @@ def test_next_due_prefers_in_flight_then_publish_at_then_first_detected(tmp_path
                            next_attempt_at=500.0, publish_at=500.0)
     assert store.next_due("a", now=100.0).id == first.id
     assert store.next_due("a", now=600.0).id == later.id   # a due publish_at goes first
-    store.transition(first.id, State.QUEUED, State.UPLOADING, now=601.0)
+    store.apply(first, Event.CLAIMED, now=601.0)
     assert store.next_due("a", now=602.0).id == first.id   # an upload under way is finished first
     assert store.next_due("b", now=602.0) is None
 
@@ -58,7 +60,7 @@ def test_duplicate_of_finds_the_earlier_pending_or_done_item_only(tmp_path):
     assert store.duplicate_of(second).id == first.id
     assert store.duplicate_of(first) is None
     assert store.duplicate_of(other) is None
-    store.transition(first.id, State.QUEUED, State.FAILED, now=4.0)
+    store.apply(first, Event.FAILED, now=4.0)
     assert store.duplicate_of(second) is None
 
 
@@ -70,3 +72,17 @@ def test_unknown_fields_are_refused(tmp_path):
 
 def test_integrity_check_is_ok_on_a_fresh_store(tmp_path):
     assert Store(tmp_path).integrity_check() == "ok"
+
+
+def test_the_ledger_keeps_one_day_of_calls_and_no_more(tmp_path):
+    store = Store(tmp_path)
+    minute = 60.0
+    for step in range(3 * 24 * 60):   # three days of one status call a minute
+        store.ledger_add("alice", "status", step * minute)
+    store.ledger_add("alice", "post", 3 * 86400.0)
+    end = 3 * 86400.0
+
+    rows = store.conn.execute("SELECT COUNT(*) FROM ledger").fetchone()[0]
+    assert rows <= 24 * 60 + 2, "older than a day is forgotten"
+    assert len(store.ledger_times("alice", "status", end - 86400)) == 24 * 60 - 1
+    assert store.ledger_times("alice", "post", end - 86400) == [end]

@@ -8,6 +8,7 @@ import time
 from watchfolder.config.settings import Settings
 from watchfolder.core.errors import UsageError
 from watchfolder.core.model import Item, State
+from watchfolder.core.transitions import Event
 from watchfolder.daemon import outbox
 from watchfolder.store.store import Store
 
@@ -52,8 +53,7 @@ def main(settings: Settings, ref: str, *, now: float | None = None) -> int:
             number = outbox.free_number(base / "failed", [f"{name}.retried.json"], sidecar=False)
             outbox.move_no_overwrite(sidecar, base / "failed" / outbox.suffixed(f"{name}.retried.json", number))
         stamp = time.time() if now is None else now
-        store.transition(item.id, State.FAILED, State.CANCELLED, now=stamp,
-                         note=f"put back in inbox/ as {new_name} by watchfolder retry")
+        store.apply(item, Event.RETRIED, now=stamp, note=f"put back in inbox/ as {new_name} by watchfolder retry")
         print(f"{item.account}/failed/{name} → {item.account}/inbox/{new_name}: it will be taken in again "
               "with a fresh attempt budget")
         return 0

@@ -1,15 +1,17 @@
-"""Pure decisions: what to do after TikTok (or the network) said no, and when the next call is allowed.
+"""Pure decisions: an item's next step, what TikTok's status means, what to do after a refusal, and
+when the next call is allowed.
 
-No I/O and no clock: every function takes ``now`` (epoch seconds) and returns data. The service
-carries the decisions out. A test keeps this module free of os, sqlite3, requests, watchdog and structlog.
+No I/O and no clock: every function takes ``now`` (epoch seconds) when time matters and returns data.
+The pipeline carries the decisions out. A test keeps the core's imports to pure standard library modules.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import enum
 from collections.abc import Sequence
 
-from watchfolder.core.model import Action, State
+from watchfolder.core.model import Action, Item, Mode, State
 
 DAY = 86400.0
 WINDOW = 60.0
@@ -18,6 +20,7 @@ PROBE_MAX = DAY            # … doubling up to once a day
 RATE_LIMIT_BACKOFF = 65.0  # a 429 that came anyway: the sliding window is 60 s
 PENDING_DRAFT_CAP = 5      # TikTok: at most 5 pending inbox drafts in any 24 h (shown by status, not enforced)
 DAILY_POST_CAP = 15        # TikTok: "typically around 15" direct posts a day per creator
+LEDGER_KEEP = DAY          # the longest window any decision reads from the ledger (the daily caps)
 
 WAIT_TEXT = {
     "pending_share": "TikTok allows 5 pending drafts per 24 h",
@@ -66,13 +69,76 @@ class Decision:
     budget_spent: bool = False
 
 
+class Step(enum.StrEnum):
+    """What the pipeline does next with an item."""
+
+    PREPARE = "prepare"          # in inbox/, nothing sent: check, hash, dedupe, read settings, claim
+    RESUME = "resume"            # parked after its trip began: back to the step it left
+    INIT = "init"                # uploading with no task at TikTok: send the init
+    REINIT = "reinit"            # uploading, but the upload URL has expired: abandon the task, init again
+    UPLOAD = "upload"            # uploading with chunks left to send
+    HANDED_OVER = "handed_over"  # TikTok holds every byte (or pulls the media itself): on to processing
+    POLL = "poll"                # processing: ask TikTok how it is going
+    NOTHING = "nothing"          # finished, or nothing the pipeline can do now
+
+
+class StatusVerdict(enum.StrEnum):
+    """What one answer of TikTok's status endpoint means for the item."""
+
+    DONE = "done"        # the final status for the account's mode
+    FAILED = "failed"    # TikTok gave up on this publish (its fail_reason decides what follows)
+    PENDING = "pending"  # still under way: poll again
+
+
+# The statuses that finish an item, per mode: an inbox draft is done once it reaches the creator's inbox.
+FINAL_STATUSES: dict[Mode, frozenset[str]] = {
+    Mode.INBOX: frozenset({"SEND_TO_USER_INBOX", "PUBLISH_COMPLETE"}),
+    Mode.DIRECT: frozenset({"PUBLISH_COMPLETE"}),
+}
+
+
+def next_step(item: Item, now: float) -> Step:
+    """Given an item as stored, return what the pipeline does with it next."""
+    if item.state in (State.QUEUED, State.WAITING) and item.folder == "inbox" and item.publish_id is None:
+        return Step.PREPARE
+    if item.state is State.WAITING:
+        return Step.RESUME
+    if item.state is State.UPLOADING:
+        if item.publish_id is None:
+            return Step.INIT
+        if item.upload_url is not None and item.uploaded_bytes < item.size:
+            if item.upload_expires_at is not None and now >= item.upload_expires_at:
+                return Step.REINIT
+            return Step.UPLOAD
+        return Step.HANDED_OVER
+    if item.state is State.PROCESSING:
+        return Step.POLL
+    return Step.NOTHING
+
+
+def resume_state(item: Item) -> State:
+    """A parked item whose trip had begun goes back to PROCESSING once TikTok holds every byte (or pulls
+    the media itself), else to UPLOADING (which sends the init again if there is none)."""
+    sent = item.publish_id is not None and (item.upload_url is None or item.uploaded_bytes >= item.size)
+    return State.PROCESSING if sent else State.UPLOADING
+
+
+def after_status(status: str, mode: Mode) -> StatusVerdict:
+    """Given TikTok's publish status and the account's mode, return what it means for the item."""
+    if status == "FAILED":
+        return StatusVerdict.FAILED
+    if status in FINAL_STATUSES[mode]:
+        return StatusVerdict.DONE
+    return StatusVerdict.PENDING
+
+
 def backoff_seconds(attempt: int, policy: RetryPolicy, jitter: float = 1.0) -> float:
     """Given the attempt number (1 = first failure), return the wait before the next try.
 
     Exponential from ``initial_seconds``, capped at ``max_seconds``; ``jitter`` (e.g. 0.8–1.2) spreads
     retries of many items so they do not come back at the same second.
     """
-    base = policy.initial_seconds * (2 ** max(0, attempt - 1))
+    base = policy.initial_seconds * 2.0 ** max(0, attempt - 1)
     return min(base, policy.max_seconds) * jitter
 
 

@@ -9,7 +9,6 @@ import enum
 class State(enum.StrEnum):
     """Where an item is in its life. See docs/architecture.md for the diagram."""
 
-    DETECTED = "detected"      # seen in inbox/, not settled yet
     QUEUED = "queued"          # settled and valid, waiting for its turn
     WAITING = "waiting"        # parked until next_attempt_at (rate limit, cap, publish_at, backoff)
     UPLOADING = "uploading"    # moved to processing/, init and chunk PUTs under way
@@ -53,14 +52,14 @@ class Action(enum.StrEnum):
 SCOPE_FOR_MODE: dict[Mode, str] = {Mode.INBOX: "video.upload", Mode.DIRECT: "video.publish"}
 
 
-# Columns of an item row that code may set through Store.transition / Store.update.
+# Columns of an item row that code may set through Store.apply / Store.update.
 ITEM_FIELDS = (
     "account", "name", "kind", "folder", "state", "settings_name", "size", "mtime_ns", "ctime_ns", "ino",
     "sha256", "content_type", "detected_at", "updated_at", "next_attempt_at", "wait_reason", "attempts",
     "publish_id", "upload_url", "upload_expires_at", "uploaded_bytes", "chunk_size", "chunk_count",
     "init_started_at", "init_count", "orphans", "status", "post_ids", "error_code", "error_message",
     "error_log_id", "moved", "result_name", "staged", "publish_at", "detail", "duplicate_of", "source_mode",
-    "post_info", "budget_reset_at", "media", "warnings",
+    "post_info", "media", "warnings",
 )
 
 
@@ -108,10 +107,5 @@ class Item:
     duplicate_of: int | None
     source_mode: str | None        # the account mode when the item was taken in
     post_info: str | None          # JSON of the post settings used
-    budget_reset_at: float | None
     media: str | None = None       # JSON of what the media probe read (a video's codec, size, rate, length)
     warnings: str = "[]"           # JSON list of things worth knowing that did not stop the item
-
-    @property
-    def label(self) -> str:
-        return f"{self.account}/{self.name}"

@@ -16,6 +16,7 @@ from typing import Any
 
 from watchfolder.core.model import Item, State
 from watchfolder.core.text import bounded, display_name, iso, printable
+from watchfolder.core.transitions import Event
 from watchfolder.daemon import outbox
 from watchfolder.logs import Logger
 from watchfolder.store.store import Store
@@ -155,7 +156,7 @@ def _finish(root: Path, store: Store, item: Item, now: float, log: Logger) -> bo
             store.update(item.id, now=now, detail=reason)
             log.error("move_failed", account=item.account, item=display_name(item.name), reason=reason)
         return False
-    store.update(item.id, now=now, moved=1, folder=target_folder, detail=None)
+    store.apply(item, Event.MOVED, now=now, moved=1, folder=target_folder, detail=None)
     log.info("item_finished", account=item.account, item=display_name(item.name), item_id=item.id,
              result=target_folder, publish_id=item.publish_id, stored_as=display_name(result_name))
     return True
@@ -178,7 +179,7 @@ def _move(base: Path, destination: Path, store: Store, item: Item, now: float) -
         raise FileNotFoundError(errno.ENOENT, "the account's folders are unavailable", str(base))
     if source is None:
         # The file is gone (the user took it out of processing/); the record still gets a sidecar.
-        store.update(item.id, now=now, moved=1, detail="the file was no longer there to move")
+        store.apply(item, Event.FILE_MISSING, now=now, moved=1, detail="the file was no longer there to move")
         return None
     names = [item.name] + ([item.settings_name] if item.settings_name else [])
     # Room for "<name>.json": a name near the 255-byte limit is shortened rather than left without a sidecar.

@@ -13,6 +13,7 @@ from typing import Any
 from watchfolder.core import machine, text
 from watchfolder.core.errors import AuthError, TikTokError
 from watchfolder.core.model import Action, Item, State
+from watchfolder.core.transitions import UPLOAD_RESET, Event
 from watchfolder.daemon.publisher import Publisher
 from watchfolder.logs import Logger
 from watchfolder.store.store import Store
@@ -78,11 +79,8 @@ class Outcomes:
         if attempts >= self.retry_policy.max_attempts:
             return self._fail(item, "gave_up", f"gave up after {attempts} attempts: {why}", log, attempts=attempts)
         self.publisher.abandon(item, log)
-        fields: dict[str, Any] = {"publish_id": None, "upload_url": None, "upload_expires_at": None,
-                                  "uploaded_bytes": 0, "init_started_at": None, "attempts": attempts, "staged": "[]"}
-        if item.state is State.UPLOADING:
-            return self.store.update(item.id, now=self.clock(), **fields)
-        return self.store.transition(item.id, item.state, State.UPLOADING, now=self.clock(), note="reinit", **fields)
+        return self.store.apply(item, Event.REINIT, now=self.clock(), note="reinit", **UPLOAD_RESET,
+                                attempts=attempts)
 
     def _orphan(self, item: Item, note: str, log: Logger, *, answered: bool = False) -> Item:
         orphans = json.loads(item.orphans or "[]")
@@ -92,29 +90,25 @@ class Outcomes:
         return self.store.update(item.id, now=self.clock(), orphans=orphans, init_started_at=None)
 
     def _park(self, item: Item, until: float | None, reason: str | None, log: Logger, *, attempts: int | None = None,
-              detail: str | None = None) -> Item:
-        fields: dict[str, Any] = {"next_attempt_at": until, "wait_reason": reason, "detail": detail}
+              detail: str | None = None, event: Event = Event.PARKED, **more: Any) -> Item:
+        """Park the item until ``until`` (``event`` says why, with its ``more`` fields: a refused move, new content)."""
+        fields: dict[str, Any] = {**more, "next_attempt_at": until, "wait_reason": reason, "detail": detail}
         if attempts is not None:
             fields["attempts"] = attempts
-        if item.state is State.WAITING:
-            return self.store.update(item.id, now=self.clock(), **fields)
-        log.info("item_waiting", reason=reason, until=text.iso(until))
-        return self.store.transition(item.id, item.state, State.WAITING, now=self.clock(), note=reason, **fields)
+        if item.state is not State.WAITING:
+            log.info("item_waiting", reason=reason, until=text.iso(until))
+        return self.store.apply(item, event, now=self.clock(), note=reason, **fields)
 
     def _reauth(self, item: Item, exc: AuthError, log: Logger) -> Item:
         stamp = self.publisher.tokens_stamp(item.account)
         self.store.set_account_state(item.account, paused_code="sign_in", paused_tokens_at=stamp,
                                      paused_message=exc.message)
         log.error("account_needs_sign_in", reason=exc.message)
-        if item.state in (State.UPLOADING, State.PROCESSING, State.QUEUED):
-            return self.store.transition(item.id, item.state, State.WAITING, now=self.clock(),
-                                         wait_reason="sign_in", next_attempt_at=None, detail=exc.message,
-                                         note="sign_in")
-        return self.store.update(item.id, now=self.clock(), wait_reason="sign_in", next_attempt_at=None,
-                                 detail=exc.message)
+        return self.store.apply(item, Event.SIGN_IN, now=self.clock(), wait_reason="sign_in", next_attempt_at=None,
+                                detail=exc.message, note="sign_in")
 
     def _fail(self, item: Item, code: str, message: str, log: Logger, *, log_id: str = "", **fields: Any) -> Item:
         log.warning("item_failed", code=code, reason=message)
         self.publisher.abandon(item, log)  # a pull TikTok is still running is cancelled
-        return self.store.transition(item.id, item.state, State.FAILED, now=self.clock(), note=code,
-                                     error_code=code, error_message=message, error_log_id=log_id, **fields)
+        return self.store.apply(item, Event.FAILED, now=self.clock(), note=code, error_code=code,
+                                error_message=message, error_log_id=log_id, **fields)

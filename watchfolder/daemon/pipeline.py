@@ -19,6 +19,7 @@ from watchfolder.config.settings import AccountSettings, Settings
 from watchfolder.core import machine, text
 from watchfolder.core.errors import AuthError, MediaError, StoreError, TikTokError
 from watchfolder.core.model import Action, Item, Kind, Mode, State
+from watchfolder.core.transitions import UPLOAD_RESET, WAIT_CLEARED, Event
 from watchfolder.daemon import creator, finish, quirk
 from watchfolder.daemon.itemfile import ItemFile
 from watchfolder.daemon.outcomes import Outcomes
@@ -122,14 +123,13 @@ class Pipeline(Outcomes):
                 # The share is away (or the inbox was moved): not the user taking the file out.
                 return self._park(item, now + UNAVAILABLE_RECHECK, "inbox_unavailable", log,
                                   detail="the inbox is unavailable (share not mounted?)")
-            return self.store.transition(item.id, item.state, State.CANCELLED, now=now,
-                                         note="taken out of inbox/ before it was sent")
+            return self.store.apply(item, Event.TAKEN_OUT, now=now, note="taken out of inbox/ before it was sent")
         if what in ("symlink", "special") or (what == "folder" and Kind(item.kind) is Kind.VIDEO):
             # Never followed, never read: a link to a token file must not become a "video".
             replaced = NotTheFile(what, item.name)
             log.warning("item_replaced", reason=replaced.message)
-            return self.store.transition(item.id, item.state, State.CANCELLED, now=now,
-                                         note=f"{replaced.message}; cancelled before it was sent")
+            return self.store.apply(item, Event.REPLACED, now=now,
+                                    note=f"{replaced.message}; cancelled before it was sent")
         current = settle.fingerprint(path, self.settings.watch.ignore)
         if current is not None and (current.size, current.mtime_ns, current.ctime_ns, current.ino) != (
                 item.size, item.mtime_ns, item.ctime_ns, item.ino):
@@ -172,17 +172,16 @@ class Pipeline(Outcomes):
                                  post_info=postsettings.as_dict(post),
                                  publish_at=post.publish_at.timestamp() if post.publish_at else None)
         if item.publish_at and item.publish_at > self.clock():
-            return self.store.transition(item.id, item.state, State.WAITING, now=self.clock(),
-                                         next_attempt_at=item.publish_at, wait_reason="publish_at")
-        return self.store.transition(item.id, (State.QUEUED, State.WAITING), State.UPLOADING, now=self.clock(),
-                                     next_attempt_at=None, wait_reason=None, detail=None)
+            return self.store.apply(item, Event.SCHEDULED, now=self.clock(), next_attempt_at=item.publish_at,
+                                    wait_reason="publish_at")
+        return self.store.apply(item, Event.CLAIMED, now=self.clock(), **WAIT_CLEARED)
 
     def _resume(self, item: Item) -> Item:
         """A parked item whose trip had begun goes back to the step it left: PROCESSING once TikTok holds
         every byte (or pulls the media itself), else UPLOADING (which sends the init again if there is none)."""
         sent = item.publish_id is not None and (item.upload_url is None or item.uploaded_bytes >= item.size)
-        return self.store.transition(item.id, State.WAITING, State.PROCESSING if sent else State.UPLOADING,
-                                     now=self.clock(), next_attempt_at=None, wait_reason=None, detail=None)
+        return self.store.apply(item, Event.RESUMED_SENT if sent else Event.RESUMED, now=self.clock(),
+                                **WAIT_CLEARED)
 
     def _settle_in_processing(self, item: Item, log: Logger) -> Item:
         """Once TikTok has answered the init the file belongs in processing/: finish a move there that a
@@ -221,7 +220,7 @@ class Pipeline(Outcomes):
                 return self._init(item, account, log)
             if item.upload_url is not None and item.uploaded_bytes < item.size:
                 return self._upload(item, log)
-            return self.store.transition(item.id, State.UPLOADING, State.PROCESSING, now=self.clock())
+            return self.store.apply(item, Event.UPLOADED, now=self.clock())
         if item.state is State.PROCESSING:
             return self._poll(item, account, log)
         raise StoreError(f"item {item.id} is {item.state}: nothing to advance")
@@ -247,8 +246,8 @@ class Pipeline(Outcomes):
             creator.check_length(self.store, self.publisher, self.settings, item, account, self.clock(), log,
                                  media=media)
         self.pacer.take(item.account, "init")
-        item = self.store.update(item.id, now=self.clock(), init_started_at=self.clock(),
-                                 init_count=item.init_count + 1)
+        item = self.store.apply(item, Event.INIT_SENT, now=self.clock(), init_started_at=self.clock(),
+                                init_count=item.init_count + 1)
         item_id = item.id
 
         def staged(names: list[str]) -> None:
@@ -274,7 +273,7 @@ class Pipeline(Outcomes):
             # No usable token, so no init went out: nothing to call orphaned when the account resumes.
             self.store.update(item.id, now=self.clock(), init_started_at=None)
             raise
-        item = self.store.update(item.id, now=self.clock(), **result)
+        item = self.store.apply(item, Event.INIT_ANSWERED, now=self.clock(), **result)
         held = self.store.account_state(item.account)
         if held.wait_until or held.probe_seconds or (held.paused_code and held.paused_code != "sign_in"):
             # TikTok took an init again: whatever cap or pause held the account is over.
@@ -288,7 +287,7 @@ class Pipeline(Outcomes):
             if item.state is State.WAITING:
                 return item
         if item.upload_url is None:
-            return self.store.transition(item.id, State.UPLOADING, State.PROCESSING, now=self.clock())
+            return self.store.apply(item, Event.UPLOADED, now=self.clock())
         return item
 
     def _lost_init(self, item: Item, account: AccountSettings, log: Logger) -> Item:
@@ -316,7 +315,7 @@ class Pipeline(Outcomes):
         On a disk error (full, read-only, permission, share away) nothing moves: the item waits in
         inbox/ with the reason shown in `status`, and tries the move again later.
         """
-        item = self.store.update(item.id, now=self.clock(), folder="processing")
+        item = self.store.apply(item, Event.MOVING, now=self.clock(), folder="processing")
         inbox, processing = self.folder(item, "inbox"), self.folder(item, "processing")
         from watchfolder.daemon import outbox
 
@@ -328,8 +327,8 @@ class Pipeline(Outcomes):
                     raise
                 reason = f"cannot move to processing/: {os.strerror(exc.errno or 0).lower()}; will retry"
                 log.error("move_failed", reason=reason)
-                item = self.store.update(item.id, now=self.clock(), folder="inbox")
-                return self._park(item, self.clock() + DISK_RETRY_SECONDS, "disk", log, detail=reason)
+                return self._park(item, self.clock() + DISK_RETRY_SECONDS, "disk", log, detail=reason,
+                                  event=Event.MOVE_REFUSED, folder="inbox")
             if (name, settings_name) != (item.name, item.settings_name):
                 item = self.store.update(item.id, now=self.clock(), name=name, settings_name=settings_name)
             item = self._moved(item, processing / name)
@@ -376,8 +375,7 @@ class Pipeline(Outcomes):
             log.warning("file_changed_after_upload")
             self.store.note(item.id, "file_changed", now=self.clock(),
                             detail="the file changed after its last chunk was sent; TikTok has the earlier bytes")
-        return self.store.transition(item.id, State.UPLOADING, State.PROCESSING, now=self.clock(),
-                                     uploaded_bytes=item.size)
+        return self.store.apply(item, Event.UPLOADED, now=self.clock(), uploaded_bytes=item.size)
 
     def _new_content(self, item: Item, path: Path, log: Logger) -> Item:
         """The file changed (or went) during its upload: abandon TikTok's task (it never gets the rest, so
@@ -397,14 +395,11 @@ class Pipeline(Outcomes):
         stat = os.lstat(path)
         self.publisher.release(item)
         log.warning("file_changed", size=stat.st_size)
-        item = self.store.update(item.id, now=self.clock(), size=stat.st_size, mtime_ns=stat.st_mtime_ns,
-                                 ctime_ns=stat.st_ctime_ns, ino=stat.st_ino, sha256=None, publish_id=None,
-                                 upload_url=None,
-                                 upload_expires_at=None, uploaded_bytes=0, init_started_at=None, staged=[],
-                                 chunk_size=None, chunk_count=None, status=None)
         return self._park(item, self.clock() + self.settings.watch.settle_seconds, "settling", log,
                           detail="the file changed while it was being uploaded; it starts again as new content "
-                                 "once it stops changing")
+                                 "once it stops changing", event=Event.FILE_CHANGED, **UPLOAD_RESET,
+                          size=stat.st_size, mtime_ns=stat.st_mtime_ns, ctime_ns=stat.st_ctime_ns, ino=stat.st_ino,
+                          sha256=None)
 
     def _poll(self, item: Item, account: AccountSettings, log: Logger) -> Item:
         self.pacer.take(item.account, "status")
@@ -415,9 +410,7 @@ class Pipeline(Outcomes):
             policy = codes.for_fail_reason(reason)
             # This publish is over at TikTok: whatever comes next (retry, wait, sign-in) starts a new init.
             self.publisher.release(item)
-            item = self.store.update(item.id, now=self.clock(), publish_id=None, upload_url=None,
-                                     upload_expires_at=None, uploaded_bytes=0, init_started_at=None,
-                                     staged="[]", **fields)
+            item = self.store.apply(item, Event.TIKTOK_FAILED, now=self.clock(), **{**UPLOAD_RESET, **fields})
             self.store.note(item.id, "tiktok_failed", now=self.clock(), detail=reason)
             raise TikTokError(reason, f"TikTok's processing failed: {reason}", action=policy.action,
                               advice=policy.advice)
@@ -427,8 +420,7 @@ class Pipeline(Outcomes):
             else {"PUBLISH_COMPLETE"}
         if status.status in final:
             self.publisher.release(item)
-            item = self.store.transition(item.id, State.PROCESSING, State.DONE, now=self.clock(),
-                                         note=status.status, **fields)
+            item = self.store.apply(item, Event.PUBLISH_COMPLETE, now=self.clock(), note=status.status, **fields)
             log.info("publish_complete", status=status.status, publish_id=item.publish_id)
             return item
         if status.status != item.status:

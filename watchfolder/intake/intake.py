@@ -21,6 +21,7 @@ from watchfolder.config.settings import Settings
 from watchfolder.core import text
 from watchfolder.core.errors import MediaError
 from watchfolder.core.model import Kind, Mode, State
+from watchfolder.core.transitions import Event
 from watchfolder.intake import entries, settle, videocheck
 from watchfolder.intake.ignore import is_ignored
 from watchfolder.intake.watcher import WatchEvent
@@ -213,8 +214,8 @@ class Intake:
         item = self.store.find_open(account, name)
         if item is None or item.folder != "inbox":
             return
-        if item.state in (State.QUEUED, State.WAITING, State.DETECTED):
-            self.store.transition(item.id, item.state, State.CANCELLED, now=now, note=note)
+        if item.state in (State.QUEUED, State.WAITING):
+            self.store.apply(item, Event.TAKEN_OUT, now=now, note=note)
             self.log.info("item_cancelled", account=account, item=text.display_name(name))
 
     def _refresh_identity(self, item_id: int, fp: settle.Fingerprint, now: float) -> None:

@@ -123,7 +123,7 @@ def account_rows(settings: Settings, store: Store, now: float) -> list[dict[str,
         cap = machine.DAILY_POST_CAP if direct else machine.PENDING_DRAFT_CAP
         rows.append({
             "account": name, "mode": str(account.mode), "note": _account_note(name, state, now, zone, token_problem),
-            "queued": counts[(name, "queued")] + counts[(name, "detected")], "waiting": counts[(name, "waiting")],
+            "queued": counts[(name, "queued")], "waiting": counts[(name, "waiting")],
             "uploading": counts[(name, "uploading")], "processing": counts[(name, "processing")],
             "done_today": today[(name, "done")], "failed_today": today[(name, "failed")],
             "sent_24h": sent_24h,
@@ -190,7 +190,7 @@ def live_summary(settings: Settings, state: Reader, now: float) -> dict[str, Any
         name = account.name
         held = state.account_state(name)
         accounts.append({
-            "account": name, "queued": counts[(name, "queued")] + counts[(name, "detected")],
+            "account": name, "queued": counts[(name, "queued")],
             "waiting": counts[(name, "waiting")], "uploading": counts[(name, "uploading")],
             "processing": counts[(name, "processing")], "paused": held.paused_code,
             "wait_until": iso(held.wait_until), "wait_reason": held.wait_reason,

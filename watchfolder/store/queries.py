@@ -15,7 +15,7 @@ from typing import Any
 from watchfolder.core.model import Item, State
 from watchfolder.store.store import AccountState, Store, _item
 
-OPEN_STATES = (State.DETECTED, State.QUEUED, State.WAITING, State.UPLOADING, State.PROCESSING)
+OPEN_STATES = (State.QUEUED, State.WAITING, State.UPLOADING, State.PROCESSING)
 FINISHED = (State.DONE, State.FAILED)
 
 Samples = list[tuple[tuple[str, ...], float]]

@@ -10,13 +10,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from watchfolder.core import machine, transitions
 from watchfolder.core.errors import StoreError
 from watchfolder.core.model import ITEM_FIELDS, Item, State
+from watchfolder.core.transitions import Event
 
 DB_NAME = "watchfolder.sqlite3"
 
@@ -102,6 +104,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE items ADD COLUMN media TEXT;
     ALTER TABLE items ADD COLUMN warnings TEXT NOT NULL DEFAULT '[]'
+    """,
+    # 3: budget_reset_at was never written or read; the ledger is pruned by age on every write
+    """
+    ALTER TABLE items DROP COLUMN budget_reset_at;
+    CREATE INDEX ledger_age ON ledger(at);
     """,
 )
 
@@ -205,11 +212,12 @@ class Store:
             cursor = conn.execute(f"INSERT INTO items ({names}) VALUES ({marks})",  # noqa: S608 - fixed names
                                   [_encode(v) for v in columns.values()])
             item_id = int(cursor.lastrowid or 0)
+            # "detected" is the first event of every history, not a stored state: intake records an
+            # item only once it has settled.
             conn.execute("INSERT INTO events (item_id, state, at, detail) VALUES (?, 'detected', ?, NULL)",
                          (item_id, now))
-            if state != State.DETECTED:
-                conn.execute("INSERT INTO events (item_id, state, at, detail) VALUES (?, ?, ?, ?)",
-                             (item_id, str(state), now, note))
+            conn.execute("INSERT INTO events (item_id, state, at, detail) VALUES (?, ?, ?, ?)",
+                         (item_id, str(state), now, note))
         return self.get(item_id)
 
     def get(self, item_id: int) -> Item:
@@ -218,33 +226,46 @@ class Store:
             raise StoreError(f"no item {item_id}")
         return _item(row)
 
-    def transition(self, item_id: int, expected: State | Sequence[State], new: State, *, now: float,
-                   note: str | None = None, **fields: Any) -> Item:
-        """Compare-and-set: move the item from one of ``expected`` to ``new`` and log an event (with ``note``).
+    def apply(self, item: Item, event: Event, *, now: float, note: str | None = None, **fields: Any) -> Item:
+        """Record ``event`` for ``item``: the one way to change ``state``, ``folder``, ``publish_id`` or ``moved``.
 
-        Raise StoreError when the item was not in an expected state (someone else got there first).
+        The new state comes from the transition table; an illegal ``(state, event)`` or a guarded field the
+        event may not set raises StoreError naming them. Compare-and-set on ``item.state``: StoreError when the
+        item is no longer in it (someone else got there first). Every pair but the quiet ones appends an
+        event row (with ``note``) to the item's history.
         """
         _check_fields(fields)
-        allowed = [str(expected)] if isinstance(expected, State) else [str(s) for s in expected]
+        new = transitions.next_state(item.state, event)
+        if new is None:
+            raise StoreError(f"item {item.id}: event {event} is not allowed in state {item.state}")
+        guarded = set(fields) & transitions.GUARDED_FIELDS
+        if not guarded <= transitions.EVENT_FIELDS.get(event, frozenset()):
+            raise StoreError(f"item {item.id}: event {event} may not set {', '.join(sorted(guarded))}")
         sets = {"state": str(new), "updated_at": now, **fields}
         assignments = ", ".join(f"{key} = ?" for key in sets)
-        marks = ", ".join("?" for _ in allowed)
         with self.transaction() as conn:
             cursor = conn.execute(
-                f"UPDATE items SET {assignments} WHERE id = ? AND state IN ({marks})",  # noqa: S608
-                [*(_encode(v) for v in sets.values()), item_id, *allowed],
+                f"UPDATE items SET {assignments} WHERE id = ? AND state = ?",  # noqa: S608 - fixed names
+                [*(_encode(v) for v in sets.values()), item.id, str(item.state)],
             )
             if cursor.rowcount != 1:
-                row = conn.execute("SELECT state FROM items WHERE id = ?", (item_id,)).fetchone()
+                row = conn.execute("SELECT state FROM items WHERE id = ?", (item.id,)).fetchone()
                 actual = row[0] if row else "missing"
-                raise StoreError(f"item {item_id} was {actual}, not {'/'.join(allowed)}")
-            conn.execute("INSERT INTO events (item_id, state, at, detail) VALUES (?, ?, ?, ?)",
-                         (item_id, str(new), now, note))
-        return self.get(item_id)
+                raise StoreError(f"item {item.id} was {actual}, not {item.state} (event {event})")
+            if (item.state, event) not in transitions.QUIET:
+                conn.execute("INSERT INTO events (item_id, state, at, detail) VALUES (?, ?, ?, ?)",
+                             (item.id, str(new), now, note))
+        return self.get(item.id)
 
     def update(self, item_id: int, *, now: float, **fields: Any) -> Item:
-        """Set fields of an item without changing its state (progress, details)."""
+        """Set fields of an item that are neither its state nor its place (progress, details).
+
+        ``state``, ``folder``, ``publish_id`` and ``moved`` are refused: they change only through ``apply``.
+        """
         _check_fields(fields)
+        guarded = set(fields) & transitions.GUARDED_FIELDS
+        if guarded:
+            raise StoreError(f"item {item_id}: {', '.join(sorted(guarded))} change only through an event")
         sets = {"updated_at": now, **fields}
         assignments = ", ".join(f"{key} = ?" for key in sets)
         with self.transaction() as conn:
@@ -333,17 +354,15 @@ class Store:
     # ---- the rate-limit ledger ---------------------------------------------------------------
 
     def ledger_add(self, account: str, what: str, at: float) -> None:
+        """Record a call (or a post) at ``at``, and forget the ones older than any window asks about."""
         with self.transaction() as conn:
             conn.execute("INSERT INTO ledger (account, what, at) VALUES (?, ?, ?)", (account, what, at))
+            conn.execute("DELETE FROM ledger WHERE at < ?", (at - machine.LEDGER_KEEP,))
 
     def ledger_times(self, account: str, what: str, since: float) -> list[float]:
         rows = self.conn.execute("SELECT at FROM ledger WHERE account = ? AND what = ? AND at > ? ORDER BY at",
                                  (account, what, since))
         return [row[0] for row in rows]
-
-    def ledger_prune(self, before: float) -> None:
-        with self.transaction() as conn:
-            conn.execute("DELETE FROM ledger WHERE at < ?", (before,))
 
     # ---- accounts and runtime ----------------------------------------------------------------
 
