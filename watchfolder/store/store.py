@@ -1,7 +1,9 @@
 """SQLite state: items, their event history, the rate-limit ledger and per-account waits.
 
-WAL journal, a busy timeout, ``BEGIN IMMEDIATE`` for every write, ordered migrations, and
-compare-and-set transitions that also append an event row (the sidecar's history).
+``BEGIN IMMEDIATE`` for every write; state changes only through the transition table
+(``Store.apply``), compare-and-set, each appending an event row (the sidecar's history). The
+schema, its migrations and the connection settings are in ``schema.py``. Over 300 lines because it
+is the one place with SQL on items, events, the ledger and accounts.
 Each thread opens its own ``Store``; connections are never shared between threads.
 """
 
@@ -19,98 +21,10 @@ from watchfolder.core import machine, transitions
 from watchfolder.core.errors import StoreError
 from watchfolder.core.model import ITEM_FIELDS, Item, State
 from watchfolder.core.transitions import Event
+from watchfolder.store import schema
+from watchfolder.store.schema import DB_NAME, MIGRATIONS, connect
 
-DB_NAME = "watchfolder.sqlite3"
-
-MIGRATIONS: tuple[str, ...] = (
-    # 1: the first schema
-    """
-    CREATE TABLE items (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        account TEXT NOT NULL,
-        name TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        folder TEXT NOT NULL DEFAULT 'inbox',
-        state TEXT NOT NULL,
-        settings_name TEXT,
-        size INTEGER NOT NULL DEFAULT 0,
-        mtime_ns INTEGER NOT NULL DEFAULT 0,
-        ctime_ns INTEGER NOT NULL DEFAULT 0,
-        ino INTEGER NOT NULL DEFAULT 0,
-        sha256 TEXT,
-        content_type TEXT,
-        detected_at REAL NOT NULL,
-        updated_at REAL NOT NULL,
-        next_attempt_at REAL,
-        wait_reason TEXT,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        publish_id TEXT,
-        upload_url TEXT,
-        upload_expires_at REAL,
-        uploaded_bytes INTEGER NOT NULL DEFAULT 0,
-        chunk_size INTEGER,
-        chunk_count INTEGER,
-        init_started_at REAL,
-        init_count INTEGER NOT NULL DEFAULT 0,
-        orphans TEXT NOT NULL DEFAULT '[]',
-        status TEXT,
-        post_ids TEXT NOT NULL DEFAULT '[]',
-        error_code TEXT,
-        error_message TEXT,
-        error_log_id TEXT,
-        moved INTEGER NOT NULL DEFAULT 0,
-        result_name TEXT,
-        staged TEXT NOT NULL DEFAULT '[]',
-        publish_at REAL,
-        detail TEXT,
-        duplicate_of INTEGER,
-        source_mode TEXT,
-        post_info TEXT,
-        budget_reset_at REAL
-    );
-    CREATE INDEX items_account_state ON items(account, state);
-    CREATE INDEX items_account_sha ON items(account, sha256);
-    CREATE TABLE events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        item_id INTEGER NOT NULL REFERENCES items(id),
-        state TEXT NOT NULL,
-        at REAL NOT NULL,
-        detail TEXT
-    );
-    CREATE INDEX events_item ON events(item_id);
-    CREATE TABLE ledger (
-        account TEXT NOT NULL,
-        what TEXT NOT NULL,
-        at REAL NOT NULL
-    );
-    CREATE INDEX ledger_lookup ON ledger(account, what, at);
-    CREATE TABLE accounts (
-        account TEXT PRIMARY KEY,
-        wait_until REAL,
-        wait_reason TEXT,
-        wait_code TEXT,
-        probe_seconds REAL,
-        paused_code TEXT,
-        paused_message TEXT,
-        paused_tokens_at REAL
-    );
-    CREATE TABLE runtime (
-        key TEXT PRIMARY KEY,
-        value TEXT NOT NULL,
-        at REAL NOT NULL
-    );
-    """,
-    # 2: what the media probe read (the sidecar's "media") and warnings that do not stop an item
-    """
-    ALTER TABLE items ADD COLUMN media TEXT;
-    ALTER TABLE items ADD COLUMN warnings TEXT NOT NULL DEFAULT '[]'
-    """,
-    # 3: budget_reset_at was never written or read; the ledger is pruned by age on every write
-    """
-    ALTER TABLE items DROP COLUMN budget_reset_at;
-    CREATE INDEX ledger_age ON ledger(at);
-    """,
-)
+__all__ = ["DB_NAME", "MIGRATIONS", "AccountState", "Store", "connect"]
 
 ACCOUNT_FIELDS = ("wait_until", "wait_reason", "wait_code", "probe_seconds", "paused_code",
                   "paused_message", "paused_tokens_at")
@@ -128,23 +42,6 @@ class AccountState:
     paused_code: str | None = None
     paused_message: str | None = None
     paused_tokens_at: float | None = None
-
-
-def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """Given the database path, return a configured connection (WAL, FULL sync, 10 s busy timeout)."""
-    if readonly:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0, isolation_level=None,
-                               check_same_thread=False)
-    else:
-        conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        # FULL: every commit is on disk before the call it announces goes out (write-ahead), so a power
-        # cut cannot undo an intent or an answer; NORMAL could roll the last commits back.
-        conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=10000")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.row_factory = sqlite3.Row
-    return conn
 
 
 class Store:
@@ -187,16 +84,7 @@ class Store:
     def migrate(self) -> int:
         """Apply the migrations not applied yet, in order; return the schema version."""
         with self.transaction() as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
-            done = {row[0] for row in conn.execute("SELECT version FROM migrations")}
-            for version, script in enumerate(MIGRATIONS, start=1):
-                if version in done:
-                    continue
-                for statement in script.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute("INSERT INTO migrations VALUES (?, datetime('now'))", (version,))
-        return len(MIGRATIONS)
+            return schema.migrate(conn)
 
     # ---- items -------------------------------------------------------------------------------
 
