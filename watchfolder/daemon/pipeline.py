@@ -67,9 +67,10 @@ class Pipeline(Outcomes):
         log = self.log.bind(account=item.account, item=text.display_name(item.name), item_id=item.id)
         account = self.settings.account(item.account)
         try:
-            if item.state in (State.QUEUED, State.WAITING) and item.folder == "inbox" and item.publish_id is None:
+            first = machine.next_step(item, self.clock())
+            if first is machine.Step.PREPARE:
                 item = self._prepare(item, account, log)
-            elif item.state is State.WAITING:
+            elif first is machine.Step.RESUME:
                 item = self._resume(item)
             if item.state in (State.UPLOADING, State.PROCESSING) and item.publish_id is not None:
                 item = self._settle_in_processing(item, log)
@@ -177,9 +178,8 @@ class Pipeline(Outcomes):
         return self.store.apply(item, Event.CLAIMED, now=self.clock(), **WAIT_CLEARED)
 
     def _resume(self, item: Item) -> Item:
-        """A parked item whose trip had begun goes back to the step it left: PROCESSING once TikTok holds
-        every byte (or pulls the media itself), else UPLOADING (which sends the init again if there is none)."""
-        sent = item.publish_id is not None and (item.upload_url is None or item.uploaded_bytes >= item.size)
+        """A parked item whose trip had begun goes back to the step it left (``machine.resume_state``)."""
+        sent = machine.resume_state(item) is State.PROCESSING
         return self.store.apply(item, Event.RESUMED_SENT if sent else Event.RESUMED, now=self.clock(),
                                 **WAIT_CLEARED)
 
@@ -215,15 +215,18 @@ class Pipeline(Outcomes):
         """Do the next step of an UPLOADING or PROCESSING item; return the item after it."""
         if self.stop.is_set():
             raise Stopped
-        if item.state is State.UPLOADING:
-            if item.publish_id is None:
-                return self._init(item, account, log)
-            if item.upload_url is not None and item.uploaded_bytes < item.size:
-                return self._upload(item, log)
+        step = machine.next_step(item, self.clock())
+        if step is machine.Step.INIT:
+            return self._init(item, account, log)
+        if step is machine.Step.REINIT:
+            return self._reinit(item, "the upload URL expired", log)
+        if step is machine.Step.UPLOAD:
+            return self._upload(item, log)
+        if step is machine.Step.HANDED_OVER:
             return self.store.apply(item, Event.UPLOADED, now=self.clock())
-        if item.state is State.PROCESSING:
+        if step is machine.Step.POLL:
             return self._poll(item, account, log)
-        raise StoreError(f"item {item.id} is {item.state}: nothing to advance")
+        raise StoreError(f"item {item.id} is {item.state}: nothing to advance ({step})")
 
     def _init(self, item: Item, account: AccountSettings, log: Logger) -> Item:
         if item.init_started_at is not None:
@@ -337,8 +340,6 @@ class Pipeline(Outcomes):
 
     def _upload(self, item: Item, log: Logger) -> Item:
         path = self.folder(item, "processing") / item.name
-        if item.upload_expires_at is not None and self.clock() >= item.upload_expires_at:
-            return self._reinit(item, "the upload URL expired", log)
         step = max(1, item.size // 10)
         next_report = (item.uploaded_bytes // step + 1) * step
         for first, last in self.publisher.remaining_ranges(item):
@@ -405,7 +406,8 @@ class Pipeline(Outcomes):
         self.pacer.take(item.account, "status")
         status = self.publisher.status(item)
         fields: dict[str, Any] = {"status": status.status, "post_ids": list(status.post_ids)}
-        if status.status == "FAILED":
+        verdict = machine.after_status(status.status, Mode(account.mode))
+        if verdict is machine.StatusVerdict.FAILED:
             reason = status.fail_reason or "unknown"
             policy = codes.for_fail_reason(reason)
             # This publish is over at TikTok: whatever comes next (retry, wait, sign-in) starts a new init.
@@ -416,9 +418,7 @@ class Pipeline(Outcomes):
                               advice=policy.advice)
         if item.upload_url is None and status.downloaded_bytes is not None:
             fields["uploaded_bytes"] = status.downloaded_bytes  # a pull's progress, for `status`
-        final = {"SEND_TO_USER_INBOX", "PUBLISH_COMPLETE"} if Mode(account.mode) is Mode.INBOX \
-            else {"PUBLISH_COMPLETE"}
-        if status.status in final:
+        if verdict is machine.StatusVerdict.DONE:
             self.publisher.release(item)
             item = self.store.apply(item, Event.PUBLISH_COMPLETE, now=self.clock(), note=status.status, **fields)
             log.info("publish_complete", status=status.status, publish_id=item.publish_id)
