@@ -46,7 +46,8 @@ def test_item_lists_are_bounded_and_in_order(store: Store) -> None:
     assert [i.name for i in queries.open_items(store, ACCOUNTS)] == ["0.mp4", "1.mp4", "2.mp4"]
     assert [i.name for i in queries.recently_finished(store, ACCOUNTS, since=0.0, limit=1)] == ["bad.mp4"]
     assert [i.name for i in queries.recently_finished(store, ACCOUNTS, since=0.0, limit=5)] == ["old.mp4", "bad.mp4"]
-    assert queries.failed_in_inbox(store, ["alice"]) and not queries.failed_in_inbox(store, ["carol"])
+    bad = next(i for i in store.items(account="alice") if i.name == "bad.mp4")
+    assert queries.refused_in_inbox(store, ["alice"]) == [bad.id] and queries.refused_in_inbox(store, ["carol"]) == []
 
 
 def test_a_held_item_keeps_its_state_and_says_why(store: Store) -> None:
@@ -70,11 +71,11 @@ def _plans(store: Store, run: Callable[[], Any]) -> list[str]:
 
 
 @pytest.mark.parametrize("query", [
-    lambda s: queries.failed_in_inbox(s, ACCOUNTS),
+    lambda s: queries.refused_in_inbox(s, ACCOUNTS),
     lambda s: queries.counts_by_state(s, ACCOUNTS, queries.OPEN_STATES),
     lambda s: queries.open_items(s, ACCOUNTS, (State.UPLOADING,)),
     lambda s: queries.finished_counts_since(s, ACCOUNTS, 0.0),
-], ids=["failed_in_inbox", "counts_by_state", "open_items", "finished_counts_since"])
+], ids=["refused_in_inbox", "counts_by_state", "open_items", "finished_counts_since"])
 def test_the_queries_status_and_the_loop_run_use_the_account_state_index(store: Store, query) -> None:
     for plan in _plans(store, lambda: query(store)):
         assert "USING" in plan and "INDEX items_account_state" in plan, plan

@@ -17,7 +17,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from watchfolder.config.settings import Settings
@@ -48,7 +48,7 @@ class Daemon:
     def __init__(self, *, settings: Settings, clock: Callable[[], float], log: Logger, stop: StopEvent,
                  lock: statelock.StateLock, store: Store, token_store: TokenStore, tokens: TokenManager,
                  mediahost: MediaHost | None, events: queue.Queue[WatchEvent], watcher: Watcher, intake: Intake,
-                 scheduler: Schedule, hooks: Sequence[Hook] = ()) -> None:
+                 scheduler: Schedule, hooks: Sequence[Hook] = (), unmoved: Iterable[int] = ()) -> None:
         self.settings = settings
         self.clock = clock
         self.log = log
@@ -68,6 +68,7 @@ class Daemon:
         self.loop_at = 0.0
         self.expiry_warnings: list[str] = []
         self._troubles: dict[str, str] = {}
+        self._unmoved = set(unmoved)   # finished items whose move is still to be made (a full or read-only disk)
         self._closed = False
 
     # ---- the loop ------------------------------------------------------------------------------
@@ -83,11 +84,13 @@ class Daemon:
                 self.loop_at = time.monotonic()
                 self._step("take in files", self.intake.step, now)
                 self._step("watch the inboxes", self.watcher.tick, now)
-                if now - last_finish >= FINISH_RETRY_SECONDS or self._step(
-                        "look for refused files", queries.failed_in_inbox, self.store, self._accounts):
-                    last_finish = now
-                    self._step("finish moves", self._finish_moves, now)
                 self._step("schedule uploads", self.scheduler.step, now)
+                fresh = self._step("look for finished items", self._newly_finished) or set()
+                if fresh:
+                    self._step("finish moves", self._finish_moves, fresh, now)
+                if now - last_finish >= FINISH_RETRY_SECONDS:
+                    last_finish = now
+                    self._step("finish moves", self._finish_moves, set(self._unmoved), now)
                 if now - last_runtime >= RUNTIME_SECONDS:
                     last_runtime = now
                     self._step("record its heartbeat", self.publish_runtime, now)
@@ -145,9 +148,20 @@ class Daemon:
     def _accounts(self) -> list[str]:
         return [account.name for account in self.settings.accounts]
 
-    def _finish_moves(self, now: float) -> None:
-        for item in self.store.items(unmoved=True):
-            finish.finish(self.settings.root, self.store, item, now, self.log)
+    def _newly_finished(self) -> set[int]:
+        """Items that may wait for their move and were not known to: those whose worker just ended (it
+        moves its item itself, unless the disk refused) and those intake refused (failed/ at once)."""
+        fresh = set(self.scheduler.ended()) | set(queries.refused_in_inbox(self.store, self._accounts))
+        fresh -= self._unmoved
+        self._unmoved |= fresh
+        return fresh
+
+    def _finish_moves(self, item_ids: set[int], now: float) -> None:
+        """Move each of these items to done/ or failed/ if it is finished and still in place; forget the
+        ones that are all there (or not finished after all). No scan of the items table."""
+        for item_id in sorted(item_ids):
+            if finish.finish(self.settings.root, self.store, self.store.get(item_id), now, self.log):
+                self._unmoved.discard(item_id)
 
     def _sleep_for(self, now: float) -> float:
         wake = self.intake.next_wakeup()

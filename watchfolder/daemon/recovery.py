@@ -16,7 +16,8 @@ from watchfolder.logs import Logger
 from watchfolder.store.store import Store
 
 
-def recover(settings: Settings, store: Store, now: float, log: Logger) -> None:
+def recover(settings: Settings, store: Store, now: float, log: Logger) -> set[int]:
+    """Finish what a crash left; return the items whose move still could not be made (the loop retries them)."""
     for account in settings.accounts:
         for folder in ("done", "failed"):
             for leftover in (settings.root / account.name / folder).glob(".sidecar-*.tmp"):
@@ -24,8 +25,9 @@ def recover(settings: Settings, store: Store, now: float, log: Logger) -> None:
                     leftover.unlink(missing_ok=True)
                 except OSError:
                     pass  # a read-only folder: finish reports it for that item
-    for item in store.items(unmoved=True):
-        finish.finish(settings.root, store, item, now, log)
+    unmoved = {item.id for item in store.items(unmoved=True)
+               if not finish.finish(settings.root, store, item, now, log)}
     resumed = store.items(states=(State.UPLOADING, State.PROCESSING))
     if resumed:
         log.info("resuming_items", count=len(resumed), items=[i.id for i in resumed])
+    return unmoved

@@ -40,6 +40,10 @@ class Schedule(Protocol):
         """The stop flag is set: wait for the work under way to checkpoint, start nothing new."""
         ...
 
+    def ended(self) -> list[int]:
+        """The items whose work ended since the last call (finished, parked, or crashed)."""
+        ...
+
 
 class Scheduler:
     """Starts workers for due items. Used by the main loop's thread only (``step``, ``shutdown``)."""
@@ -57,6 +61,7 @@ class Scheduler:
         self.active: dict[str, tuple[int, concurrent.futures.Future[None]]] = {}
         self.crashes: dict[int, int] = {}           # item id → crashes in a row
         self.held: dict[int, float] = {}            # item id → not before (also in the store when it takes writes)
+        self._ended: list[int] = []
         self._local = threading.local()
 
     # ---- the main loop's side ------------------------------------------------------------------
@@ -82,11 +87,16 @@ class Scheduler:
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.active.clear()
 
+    def ended(self) -> list[int]:
+        ended, self._ended = self._ended, []
+        return ended
+
     def _reap(self, now: float) -> None:
         for account, (item_id, future) in list(self.active.items()):
             if not future.done():
                 continue
             del self.active[account]
+            self._ended.append(item_id)
             error = None if future.cancelled() else future.exception()
             if error is None:
                 self.crashes.pop(item_id, None)

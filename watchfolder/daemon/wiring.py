@@ -84,7 +84,7 @@ def build(settings: Settings, *, clock: Callable[[], float] = time.time, log: lo
                                   serve=host.serve, publish_dir=host.publish_dir)
             mediahost.start()
             undo.callback(mediahost.stop)
-        recovery.recover(settings, store, clock(), log)
+        unmoved = recovery.recover(settings, store, clock(), log)
         events: queue.Queue[WatchEvent] = queue.Queue()
         watcher = Watcher(inboxes, events, observer=settings.watch.observer,
                           poll_interval=settings.watch.poll_interval, rescan_seconds=settings.watch.rescan_seconds,
@@ -100,7 +100,7 @@ def build(settings: Settings, *, clock: Callable[[], float] = time.time, log: lo
                               stop=stop, log=log)
         daemon = Daemon(settings=settings, clock=clock, log=log, stop=stop, lock=lock, store=store,
                         token_store=token_store, tokens=tokens, mediahost=mediahost, events=events, watcher=watcher,
-                        intake=intake, scheduler=scheduler, hooks=hooks)
+                        intake=intake, scheduler=scheduler, hooks=hooks, unmoved=unmoved)
         undo.pop_all()   # the daemon owns them now: Daemon.close releases them
     log.info("daemon_ready", accounts=[a.name for a in settings.accounts], root=str(settings.root))
     return daemon

@@ -29,19 +29,19 @@ def _names(states: Iterable[State]) -> list[str]:
     return [str(state) for state in states]
 
 
-def failed_in_inbox(store: Store, accounts: Sequence[str]) -> bool:
-    """True when intake recorded a refusal that still waits in an inbox (it moves to failed/ at once).
+def refused_in_inbox(store: Store, accounts: Sequence[str]) -> list[int]:
+    """The items intake refused that still wait in an inbox (they move to failed/ at once).
 
     Runs on every pass of the main loop: naming the accounts lets SQLite use the (account, state)
     index instead of reading every item ever recorded (a scan of 10,000 items, 4 times a second, was
     most of the daemon's idle CPU).
     """
     if not accounts:
-        return False
-    row = store.conn.execute(
-        f"SELECT 1 FROM items WHERE account IN ({_marks(accounts)}) AND state = 'failed'"  # noqa: S608
-        " AND moved = 0 AND folder = 'inbox' LIMIT 1", list(accounts)).fetchone()
-    return row is not None
+        return []
+    rows = store.conn.execute(
+        f"SELECT id FROM items WHERE account IN ({_marks(accounts)}) AND state = 'failed'"  # noqa: S608
+        " AND moved = 0 AND folder = 'inbox'", list(accounts))
+    return [int(row[0]) for row in rows]
 
 
 def clear_sign_in_waits(store: Store, account: str, now: float) -> int:
