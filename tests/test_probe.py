@@ -293,8 +293,12 @@ def test_an_accepted_video_carries_what_was_read_to_done_and_status(make_rig: Ca
     assert sidecar["media"] == {"container": "webm", "codec": "vp9", "width": 1080, "height": 1920, "fps": 30.0,
                                 "duration_s": 8.0, "audio": "opus"}
     assert any("OPUS" in w for w in sidecar["warnings"])
-    row = next(r for r in report.collect(rig.settings, rig.emulator.clock.now())["items"] if r["name"] == "clip.webm")
+    data = report.collect(rig.settings, rig.emulator.clock.now())
+    row = next(r for r in data["items"] if r["name"] == "clip.webm")
     assert row["media_text"] == "vp9 1080x1920 30 fps 8.0 s opus"
+    from watchfolder.commands import status
+
+    assert "[vp9 1080x1920 30 fps 8.0 s opus]" in status.render(data)
 
 
 def test_the_creators_cached_limit_refuses_at_intake_saying_its_age(make_rig: Callable[..., Rig],
