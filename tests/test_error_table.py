@@ -96,7 +96,8 @@ def test_each_code_gets_its_documented_handling(row, make_rig, tmp_path, monkeyp
         emulator.faults.fail_next("inbox_init", kind="drop")
     elif how == "seam":
         # Chunk-PUT answers are raised from the chunk step, the rest from the init.
-        method = "put_chunk" if row.code.startswith(("upload_", "range_")) else "init"
+        # file_changed is raised mid-upload too, so the task it abandons is named in the sidecar.
+        method = "put_chunk" if row.code.startswith(("upload_", "range_")) or row.code == "file_changed" else "init"
         original = getattr(publish.Publisher, method)
         calls = {"n": 0}
 

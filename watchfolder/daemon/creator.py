@@ -12,14 +12,14 @@ import json
 
 from watchfolder.config import post as postsettings
 from watchfolder.config.settings import AccountSettings, Settings
-from watchfolder.core.errors import TikTokError
-from watchfolder.core.model import Action, Item, Kind, Mode
+from watchfolder.core.model import Item, Kind, Mode
 from watchfolder.daemon.publisher import Publisher
 from watchfolder.intake import videocheck
 from watchfolder.logs import Logger
 from watchfolder.media import verdict
 from watchfolder.openfile import OpenMedia
 from watchfolder.store.store import Store
+from watchfolder.tiktok import codes
 from watchfolder.tiktok.client import CreatorInfo
 
 MAX_AGE = 86400.0  # inbox mode asks creator_info again once the cached answer is this old
@@ -43,7 +43,7 @@ def check_length(store: Store, publisher: Publisher, settings: Settings, item: I
         return
     refusal = verdict.check_duration(publisher.duration_of(item, media), settings.video_limits, limit)
     if refusal is not None:
-        raise TikTokError(refusal.code, refusal.message, action=Action.FAIL, advice=refusal.message)
+        raise codes.refusal(refusal.code, refusal.message, advice=refusal.message)
 
 
 def honour_interactions(store: Store, item: Item, info: CreatorInfo, now: float, log: Logger) -> Item:

@@ -12,7 +12,7 @@ from typing import Any
 
 from watchfolder.core import machine, text
 from watchfolder.core.errors import AuthError, TikTokError
-from watchfolder.core.model import Action, Item, State
+from watchfolder.core.model import Item, State
 from watchfolder.core.transitions import UPLOAD_RESET, Event
 from watchfolder.daemon.publisher import Publisher
 from watchfolder.logs import Logger
@@ -37,8 +37,6 @@ class Outcomes:
         policy = codes.for_fail_reason(exc.code) if exc.code in codes.FAIL_REASONS and exc.http_status is None \
             else codes.for_error(exc.code, exc.http_status)
         action = exc.action
-        if exc.code == "file_changed":
-            action = Action.REINIT
         account_state = self.store.account_state(item.account)
         decision = machine.decide(
             action=action, scope=policy.scope, wait=policy.wait, attempts=item.attempts, now=now,

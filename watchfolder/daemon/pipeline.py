@@ -104,8 +104,7 @@ class Pipeline(Outcomes):
             log.exception("item_unexpected_error", error=f"{type(exc).__name__}: {exc}")
             item = self.store.get(item.id)
             if not item.state.finished:
-                item = self._refused(item, TikTokError("unexpected_error", f"{type(exc).__name__}: {exc}",
-                                                       action=Action.RETRY), log)
+                item = self._refused(item, codes.refusal("unexpected_error", f"{type(exc).__name__}: {exc}"), log)
         finally:
             self.file.close()
         if item.state.finished:

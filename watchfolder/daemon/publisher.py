@@ -14,7 +14,7 @@ from typing import Any
 from watchfolder.config import post as postsettings
 from watchfolder.config.settings import AccountSettings, Settings
 from watchfolder.core.errors import AuthError, MediaError, TikTokError, WatchfolderError
-from watchfolder.core.model import SCOPE_FOR_MODE, Action, Item, Kind, Mode, VideoSource
+from watchfolder.core.model import SCOPE_FOR_MODE, Item, Kind, Mode, VideoSource
 from watchfolder.core.text import display_name
 from watchfolder.daemon.pacing import Pacer
 from watchfolder.intake import entries
@@ -22,7 +22,7 @@ from watchfolder.logs import Logger
 from watchfolder.media import convert, probe
 from watchfolder.mediahost.host import MediaHost, Staged
 from watchfolder.openfile import OpenFolder, OpenMedia
-from watchfolder.tiktok import chunks
+from watchfolder.tiktok import chunks, codes
 from watchfolder.tiktok.client import CreatorInfo, PublishStatus, TikTokClient
 from watchfolder.tiktok.tokens import TokenManager, TokenStore
 from watchfolder.tiktok.upload import ChunkAck, ChunkUploader
@@ -95,10 +95,9 @@ class Publisher:
         post = self.post_settings(item)
         if post.privacy_level not in info.privacy_level_options:
             options = ", ".join(info.privacy_level_options) or "none"
-            raise TikTokError(
+            raise codes.refusal(
                 "privacy_level_option_mismatch",
                 f"privacy_level {post.privacy_level or '(missing)'} is not allowed for {info.nickname}",
-                action=Action.FAIL,
                 advice=f"privacy_level {post.privacy_level or '(missing)'} is not one this creator may use; "
                        f"set one of: {options}",
             )
@@ -167,10 +166,9 @@ class Publisher:
             staged = self._stage_photos(item, now, media) if Kind(item.kind) is Kind.PHOTO else [
                 self._host().stage(self.path_of(item), now=now, media=media)]
         except MediaError as exc:  # a conversion that failed: this image will not go
-            raise TikTokError(exc.code, exc.message, action=Action.FAIL, advice=exc.message) from None
+            raise codes.refusal(exc.code, exc.message, advice=exc.message) from None
         except OSError as exc:  # disk full or unreadable now: worth another try later
-            raise TikTokError("staging_failed", f"cannot stage on the media host: {exc.strerror or exc}",
-                              action=Action.RETRY) from None
+            raise codes.refusal("staging_failed", f"cannot stage on the media host: {exc.strerror or exc}") from None
         try:
             if on_staged is not None:
                 on_staged([s.name for s in staged])
@@ -192,9 +190,8 @@ class Publisher:
 
     def _host(self) -> MediaHost:
         if self.mediahost is None:
-            raise TikTokError("media_host_missing", "no media_host is configured",
-                              action=Action.FAIL,
-                              advice="photo posts and pull_from_url need media_host.url_prefix with serve or "
+            raise codes.refusal("media_host_missing", "no media_host is configured",
+                                advice="photo posts and pull_from_url need media_host.url_prefix with serve or "
                                      "publish_dir in the config")
         return self.mediahost
 

@@ -1,7 +1,8 @@
-"""The one policy table: every TikTok error code and fail_reason → what the daemon does about it.
+"""The one policy table: every error code (TikTok's and our own) and fail_reason → what the daemon does.
 
-Nothing else in the program decides how to react to a refusal; ``docs/tiktok-errors.md`` shows
-the same table to users, and a test keeps the two equal in both directions.
+Nothing else in the program decides how to react to a refusal: whoever raises names the code and gets
+the action from here (``refusal``). ``docs/tiktok-errors.md`` shows the same table to users, and a test
+keeps the two equal in both directions.
 
 ``scope`` says who is affected: ``item`` (this file only), ``account`` (every file of this
 TikTok account) or ``app`` (every account, because the app itself is capped or misconfigured).
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+from watchfolder.core.errors import TikTokError
 from watchfolder.core.model import Action
 
 ITEM = "item"
@@ -149,6 +151,29 @@ POLICY: Mapping[str, Policy] = MappingProxyType({
         " holds the file."),
     "publish_not_cancellable": _p(
         Action.FAIL, ITEM, "Nothing to change: TikTok had already finished with this upload."),
+    # Our own codes: failures that never reached TikTok's error envelope.
+    "file_changed": _p(
+        Action.REINIT, ITEM, "Nothing to change: the file changed while it was being sent, so it starts again"
+        " as new content once it stops changing."),
+    "unexpected_error": _p(
+        Action.RETRY, ITEM, "A bug in watchfolder broke this step and it is retried; if it repeats, report the"
+        " message."),
+    "staging_failed": _p(
+        Action.RETRY, ITEM, "The media host's folder refused the file (full or unreadable); it is retried."),
+    "media_host_missing": _p(
+        Action.FAIL, ITEM, "Photo posts and pull_from_url need media_host.url_prefix with serve or publish_dir"
+        " in the config."),
+    "init_answer_lost": _p(
+        Action.FAIL, ITEM, "Check the TikTok profile for this Direct Post; if it is not there, put the file back"
+        " with `watchfolder retry`."),
+    "gave_up": _p(
+        Action.FAIL, ITEM, "The upload had to start again upload.max_attempts times; check the connection, then"
+        " put the file back with `watchfolder retry`."),
+    "duplicate": _p(
+        Action.FAIL, ITEM, "The same content was already taken in for this account; set dedupe: false to post"
+        " it again."),
+    "file_gone": _p(
+        Action.FAIL, ITEM, "The file was taken out while it was being sent; drop it in again to send it."),
 })
 
 _MEDIA_REFUSED = "TikTok refused the media after upload; "
@@ -201,6 +226,15 @@ def for_error(code: str, http_status: int | None) -> Policy:
     if http_status is not None and (http_status >= 500 or http_status == 429):
         return _p(Action.RETRY, ITEM, _UNKNOWN_TRANSIENT)
     return _p(Action.FAIL, ITEM, _UNKNOWN_PERMANENT)
+
+
+def refusal(code: str, message: str, *, advice: str = "", http_status: int | None = None,
+            log_id: str = "") -> TikTokError:
+    """The error to raise for ``code``, with the action the table gives it (and its advice unless a more
+    precise sentence is given): the one way code outside this table names a refusal."""
+    policy = for_error(code, http_status)
+    return TikTokError(code, message, action=policy.action, advice=advice or policy.advice, http_status=http_status,
+                       log_id=log_id)
 
 
 def for_fail_reason(reason: str) -> Policy:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from watchfolder.core.errors import TikTokError
-from watchfolder.core.model import Action
+from watchfolder.tiktok import codes
 
 TIKTOK_DOMAINS = ("tiktokapis.com", "tiktok.com")  # open.tiktokapis.com, open-upload.…, upload.us.…
 
@@ -28,8 +27,7 @@ def check(api_base_url: str, upload_url: str, *, domains: tuple[str, ...] = TIKT
     if parts.scheme == "https" and _on(parts.hostname or "", domains):
         return
     where = f"{parts.scheme}://{parts.hostname or '?'}"
-    raise TikTokError("upload_url_untrusted", f"the upload URL TikTok's init returned points to {where}, not "
-                      "https on a TikTok host: nothing was sent",
-                      action=Action.FAIL,
-                      advice=f"the init's upload URL pointed to {where}, not https on a TikTok host, so no byte "
-                             "was sent; a proxy between this machine and TikTok may be rewriting answers")
+    raise codes.refusal("upload_url_untrusted", f"the upload URL TikTok's init returned points to {where}, not "
+                        "https on a TikTok host: nothing was sent",
+                        advice=f"the init's upload URL pointed to {where}, not https on a TikTok host, so no byte "
+                               "was sent; a proxy between this machine and TikTok may be rewriting answers")
