@@ -172,7 +172,8 @@ def chunk_resends(requests: list[Any], kills: list[Kill], excused: list[str] | N
     Per upload, a PUT whose first byte lies below what the server had accepted is a resend. It is
     allowed only for the most recently accepted range (the chunk in flight when the daemon died), and
     only after a kill that came after the range before it was accepted; each kill excuses at most one
-    resend per upload.
+    resend per upload. A resend that met a fault (a 5xx or a dropped answer: the server said nothing
+    about the range) may be sent again under the same excuse; one answered 416 may not.
     """
     problems = []
     by_upload: dict[str, list[Any]] = collections.defaultdict(list)
@@ -182,10 +183,13 @@ def chunk_resends(requests: list[Any], kills: list[Kill], excused: list[str] | N
     for publish_id, puts in by_upload.items():
         accepted: list[tuple[int, int, float]] = []
         used: set[int] = set()
+        faulted_resend: tuple[int, int] | None = None   # an excused resend that met a fault, not yet answered
         for put in puts:
             first, last, _ = (int(g) for g in _RANGE.fullmatch(put.content_range).groups())
             acked = accepted[-1][1] + 1 if accepted else 0
-            if first < acked:
+            if first < acked and faulted_resend == (first, last):
+                pass   # the same resend again: the fault told the daemon nothing about the range
+            elif first < acked:
                 since = accepted[-2][2] if len(accepted) > 1 else 0.0
                 excuse = next((i for i, kill in enumerate(kills) if since < kill.at < put.at and i not in used), None)
                 if (first, last) != accepted[-1][:2] or excuse is None:
@@ -195,6 +199,8 @@ def chunk_resends(requests: list[Any], kills: list[Kill], excused: list[str] | N
                     used.add(excuse)
                     if excused is not None:
                         excused.append(f"{publish_id}: bytes {first}-{last}")
+            answered = put.http_status is not None and 0 < put.http_status < 500
+            faulted_resend = (first, last) if first < acked and not answered else None
             if put.http_status in (201, 206):
                 accepted.append((first, last, put.at))
     return problems
@@ -282,6 +288,10 @@ def test_the_resend_check_excuses_only_the_chunk_in_flight_at_a_kill() -> None:
     assert len(chunk_resends(older, [Kill("random", 3.0)])) == 1               # not the chunk in flight
     twice = [Put(first, 206, 1.0), Put(second, 206, 2.0), Put(second, 416, 4.0), Put(second, 416, 5.0)]
     assert len(chunk_resends(twice, [Kill("random", 3.0)])) == 1               # one kill excuses one resend
+    faulted = [Put(first, 206, 1.0), Put(second, 206, 2.0), Put(second, 500, 4.0), Put(second, 416, 5.0)]
+    assert chunk_resends(faulted, [Kill("random", 3.0)]) == []                 # a fault said nothing: send again
+    after_416 = [*faulted, Put(second, 416, 6.0)]
+    assert len(chunk_resends(after_416, [Kill("random", 3.0)])) == 1           # a 416 did say: no third send
     refused = [Put(first, 500, 1.0), Put(first, 206, 2.0), Put(second, 201, 3.0)]
     assert chunk_resends(refused, []) == []                                    # a refused chunk was never taken
 
