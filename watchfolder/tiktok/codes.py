@@ -174,6 +174,31 @@ POLICY: Mapping[str, Policy] = MappingProxyType({
         " it again."),
     "file_gone": _p(
         Action.FAIL, ITEM, "The file was taken out while it was being sent; drop it in again to send it."),
+    # Our own codes for media refused before any API call (at intake, or when it is about to go).
+    "unsupported_media": _p(
+        Action.FAIL, ITEM, "Not a video or image TikTok takes (MP4, MOV, WebM, JPEG, WebP); convert it and"
+        " drop it in again."),
+    "too_large": _p(
+        Action.FAIL, ITEM, "Larger than TikTok accepts (4 GB for a video, 20 MB for a photo); make it smaller"
+        " and drop it in again."),
+    "empty_file": _p(Action.FAIL, ITEM, "The file is empty; drop in the complete file."),
+    "truncated_video": _p(
+        Action.FAIL, ITEM, "The video is incomplete or damaged; export it again and drop it in again."),
+    "bad_post_settings": _p(
+        Action.FAIL, ITEM, "Fix the post settings file as the message says, then drop the media in again."),
+    "conversion_unavailable": _p(
+        Action.FAIL, ITEM, "Converting this image needs Pillow; install it as the message says, or resize the"
+        " image yourself."),
+    "image_too_large_resolution": _p(
+        Action.FAIL, ITEM, "Beyond TikTok's 1080p limit for photos; resize it, or turn on photos.convert."),
+    "too_many_photos": _p(
+        Action.FAIL, ITEM, "More images than TikTok allows in one post; split the folder and drop the parts in"
+        " again."),
+    "empty_photo_set": _p(
+        Action.FAIL, ITEM, "The photo folder holds no images; put images in it and drop it in again."),
+    "settings_without_media": _p(
+        Action.FAIL, ITEM, "A post settings file arrived without its media; drop the media in under the same"
+        " name."),
 })
 
 _MEDIA_REFUSED = "TikTok refused the media after upload; "
