@@ -82,6 +82,7 @@ class PhotosSettings:
 @dataclasses.dataclass(frozen=True, slots=True)
 class MetricsSettings:
     listen: tuple[str, int] | None = None
+    page: bool = True  # the status page at / (and /api/status, /item/N) on the same port
 
 
 NOTIFY_EVENTS = ("item_done", "item_failed", "account_paused", "token_expiring")
@@ -161,7 +162,7 @@ _UPLOAD: _Spec = {
 _MEDIA_HOST: _Spec = {"url_prefix": ("url_prefix", cv.url_prefix), "serve": ("serve", cv.listen),
                       "publish_dir": None}
 _PHOTOS: _Spec = {"convert": ("convert", cv.flag)}
-_METRICS: _Spec = {"listen": ("listen", cv.listen)}
+_METRICS: _Spec = {"listen": ("listen", cv.listen), "page": ("page", cv.flag)}
 _NOTIFY: _Spec = {"webhook": ("webhook", cv.url), "ntfy": ("ntfy", cv.url),
                   "events": ("events", cv.subset_of(*NOTIFY_EVENTS))}
 _ACCOUNT: _Spec = {"mode": None, "video_source": None, "defaults": None}

@@ -1,4 +1,5 @@
-"""The /healthz and /metrics HTTP server (``metrics.listen``), as a daemon hook.
+"""The /healthz and /metrics HTTP server (``metrics.listen``), as a daemon hook; unless ``metrics.page`` is
+false it also serves the status page (``/``, ``/item/N``, ``/api/status``: ``ops/statuspage.py``).
 
 ``/healthz`` answers 200 or 503 with the ``HealthMonitor``'s JSON report (``ops/health.py``);
 ``/metrics`` is Prometheus text from the ``StoreCollector`` (``ops/collector.py``) and the process
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
@@ -22,6 +25,7 @@ from watchfolder.httpserve.limits import Limits
 from watchfolder.httpserve.server import BoundedServer
 from watchfolder.ops.collector import StoreCollector
 from watchfolder.ops.health import HealthMonitor
+from watchfolder.ops.statuspage import StatusPage
 
 
 class MetricsServer:
@@ -29,9 +33,9 @@ class MetricsServer:
     before anything else starts, and /healthz says "starting" until the daemon is ready."""
 
     def __init__(self, settings: Settings, monitor: HealthMonitor, *, log: logs.Logger | None = None,
-                 limits: Limits | None = None) -> None:
-        """Given the settings (``metrics.listen`` set), the shared monitor and the server's limits (default
-        ``LIMITS``), bind the address and serve.
+                 limits: Limits | None = None, clock: Callable[[], float] = time.time) -> None:
+        """Given the settings (``metrics.listen`` set), the shared monitor, the server's limits (default
+        ``LIMITS``) and the clock the status page reads "now" from, bind the address and serve.
 
         Raise WatchfolderError naming the address when it cannot be bound.
         """
@@ -39,6 +43,8 @@ class MetricsServer:
             raise ValueError("metrics.listen is not set")
         self.monitor = monitor
         self.log = log if log is not None else logs.get_logger()
+        self.clock = clock
+        self.page = StatusPage(settings, lambda: monitor.check().as_dict())
         self.registry = CollectorRegistry()
         self.registry.register(StoreCollector(settings, monitor))
         ProcessCollector(registry=self.registry)
@@ -114,14 +120,20 @@ class _Handler(BoundedHandler):
                        json.dumps(health.as_dict(), ensure_ascii=False).encode(), body)
         elif path == "/metrics":
             self._send(200, CONTENT_TYPE_LATEST, generate_latest(owner.registry), body)
+        elif owner.page.handles(path):
+            answer = owner.page.get(path, owner.clock())
+            self._send(answer.status, answer.content_type, answer.body, body, answer.headers)
         elif path == "/":
             self._send(200, "text/plain; charset=utf-8", b"watchfolder: /healthz, /metrics\n", body)
         else:
             self._send(404, "text/plain; charset=utf-8", b"not found\n", body)
 
-    def _send(self, status: int, content_type: str, payload: bytes, body: bool) -> None:
+    def _send(self, status: int, content_type: str, payload: bytes, body: bool,
+              headers: Mapping[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Cache-Control", "no-store")
         self.end_headers()

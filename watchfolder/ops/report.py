@@ -19,9 +19,11 @@ from watchfolder.core.errors import AuthError, StoreError
 from watchfolder.core.model import Item, State
 from watchfolder.core.text import display_name, iso, printable
 from watchfolder.ops import progress
+from watchfolder.ops.notify import post_url
 from watchfolder.store import queries
 from watchfolder.store.queries import OPEN_STATES, Reader
 from watchfolder.store.store import AccountState, Store
+from watchfolder.tiktok import codes
 from watchfolder.tiktok.tokens import TokenStore
 
 HEARTBEAT_STALE = 30.0
@@ -54,6 +56,14 @@ def describe(item: Item, now: float, zone: datetime.tzinfo | None = None) -> str
     return str(item.state)
 
 
+def advice(code: str | None) -> str | None:
+    """The one sentence of docs/tiktok-errors.md for a code (an error code or a fail_reason), None for no code."""
+    if not code:
+        return None
+    known = codes.POLICY.get(code) or codes.FAIL_REASONS.get(code)
+    return known.advice if known is not None else None
+
+
 def media_text(media: dict[str, Any] | None) -> str:
     """What the probe read, in a few words: "h264 1080x1920 30 fps 12.0 s aac"."""
     if not media:
@@ -75,6 +85,7 @@ def item_row(item: Item, now: float, zone: datetime.tzinfo | None = None,
     figures = progress.figures(item, entered, now)
     extra = progress.summary(item, figures)
     media = json.loads(item.media) if item.media else None
+    post_ids = [str(p) for p in json.loads(item.post_ids or "[]")]
     return {
         **figures, "id": item.id, "account": item.account, "name": display_name(item.result_name or item.name),
         "kind": item.kind, "state": str(item.state), "folder": item.folder,
@@ -83,6 +94,9 @@ def item_row(item: Item, now: float, zone: datetime.tzinfo | None = None,
         "publish_at": iso(item.publish_at), "publish_id": item.publish_id,
         # A detail or message may quote a name's stray bytes: shown as \xNN, so the output is UTF-8.
         "error": item.error_code, "detail": printable(item.detail) if item.detail else item.detail,
+        "message": printable(item.error_message) if item.error_message else None,
+        "advice": advice(item.error_code) if item.state is State.FAILED else None,
+        "post_url": post_url(post_ids[0]) if post_ids else None,
         "summary": printable(describe(item, now, zone) + (f" ({extra})" if extra else "")),
         "detected_at": iso(item.detected_at), "updated_at": iso(item.updated_at),
         "media": media, "media_text": media_text(media), "warnings": json.loads(item.warnings or "[]"),
@@ -131,6 +145,7 @@ def account_rows(settings: Settings, store: Store, now: float) -> list[dict[str,
             "budget_left": max(0, cap - sent_24h),
             "budget_text": f"{'posts' if direct else 'drafts'} sent in 24 h: {sent_24h} of about {cap}",
             "signed_in": held is not None, "tokens_problem": token_problem,
+            "signed_in_until": iso(held.refresh_expires_at) if held is not None else None,
             "wait_until": iso(state.wait_until), "wait_reason": state.wait_reason, "paused": state.paused_code,
         })
     return rows

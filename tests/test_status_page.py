@@ -1,0 +1,73 @@
+"""The status page over plain HTTP: /api/status is the JSON of `status --json`, names are shown as text (never
+as markup), no token reaches the page, and `metrics.page: false` turns the page off."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import requests
+
+from tests.harness import Rig, wait_for
+from watchfolder.commands import status
+from watchfolder.media import samples
+from watchfolder.ops import metrics
+from watchfolder.ops.health import HealthMonitor
+
+HOSTILE = '<script>alert("x")</script>.mp4'.replace("/", "")  # a file name cannot hold a slash
+
+
+def serve(rig: Rig, **options: Any) -> tuple[str, metrics.MetricsServer]:
+    monitor = HealthMonitor()
+    server = metrics.MetricsServer(rig.settings, monitor, **options)
+    rig.start([monitor, server])
+    return f"http://127.0.0.1:{server.port}", server
+
+
+def test_api_status_is_the_json_of_status_and_the_page_shows_names_as_text(make_rig, tmp_path):
+    rig = make_rig(overrides={"metrics.listen": "127.0.0.1:0"})
+    samples.write_mp4(tmp_path / "clip.mp4", size=200_000)
+    samples.write_mp4(tmp_path / "hostile.mp4", size=210_000)
+    now = rig.emulator.clock.now()
+    url, server = serve(rig, clock=lambda: now)
+    rig.drop("alice", "clip.mp4", tmp_path / "clip.mp4")
+    rig.drop("alice", HOSTILE, tmp_path / "hostile.mp4")
+    rig.wait_sidecar("alice", "clip.mp4")
+    rig.wait_sidecar("alice", HOSTILE)
+    rig.stop()  # nothing moves any more: the two answers must be equal
+    server = metrics.MetricsServer(rig.settings, HealthMonitor(), clock=lambda: now)
+    try:
+        url = f"http://127.0.0.1:{server.port}"
+        answer = requests.get(url + "/api/status", timeout=5)
+        assert answer.status_code == 200 and answer.headers["Content-Type"] == "application/json"
+        printed = io.StringIO()
+        assert status.main(rig.settings, as_json=True, now=now, out=printed) == 0
+        assert answer.json() == json.loads(printed.getvalue())
+        assert {row["name"] for row in answer.json()["items"]} == {"clip.mp4", HOSTILE}
+
+        page = requests.get(url + "/", timeout=5)
+        assert page.status_code == 200 and page.headers["Content-Type"] == "text/html; charset=utf-8"
+        assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+        assert "<script" not in page.text  # the hostile name is text, and the page has no script of its own
+        assert "&lt;script&gt;alert(&quot;x&quot;)&lt;script&gt;.mp4" in page.text
+        assert "clip.mp4" in page.text and "2 done and 0 failed in 24 h" in page.text
+        user = rig.users["alice"]
+        for secret in (user.access_token, user.refresh_token, rig.emulator.config.client_secret):
+            assert secret not in page.text and secret not in answer.text
+        assert str(rig.base) not in page.text  # no path outside the media root (the state dir sits beside it)
+        css = requests.get(url + "/style.css", timeout=5)
+        assert css.status_code == 200 and "prefers-color-scheme:dark" in css.text
+    finally:
+        server.close()
+
+
+def test_page_false_leaves_only_healthz_and_metrics(make_rig):
+    rig = make_rig(overrides={"metrics.listen": "127.0.0.1:0", "metrics.page": False})
+    url, _ = serve(rig)
+    wait_for(lambda: requests.get(url + "/healthz", timeout=2).status_code == 200, 10, what="healthy")
+    assert requests.get(url + "/api/status", timeout=5).status_code == 404
+    assert requests.get(url + "/item/1", timeout=5).status_code == 404
+    root = requests.get(url + "/", timeout=5)
+    assert root.status_code == 200 and root.headers["Content-Type"].startswith("text/plain")
+    assert "<html" not in root.text

@@ -1,0 +1,97 @@
+"""What the status page's paths answer (``/``, ``/style.css``, ``/api/status``, ``/item/N``), for the metrics
+server (``ops/metrics.py``) to send. Every answer is computed from ``report.collect`` (the read model of
+``watchfolder status``) at the time of the request, on a read-only connection of its own."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from watchfolder.config.settings import Settings
+from watchfolder.core import zones
+from watchfolder.core.errors import WatchfolderError
+from watchfolder.ops import page, pagestyle, progress, report
+
+HTML = "text/html; charset=utf-8"
+JSON = "application/json"
+TEXT = "text/plain; charset=utf-8"
+# Nothing but this host: no script at all, styles and images from the page's own origin, forms post back here.
+SECURITY_HEADERS: Mapping[str, str] = MappingProxyType({
+    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+})
+QUEUE_SHOWN = 50  # per account, the first items of the queue; the rest are counted (the page stays small)
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    content_type: str
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=lambda: SECURITY_HEADERS)
+
+
+def _free(path: Path) -> str:
+    try:
+        usage = shutil.disk_usage(path)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or type(exc).__name__})"
+    return f"{progress.size(usage.free)} free of {progress.size(usage.total)}"
+
+
+def _shortened(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
+    """The report with each account's queue cut to its first QUEUE_SHOWN items; how many were left out."""
+    kept: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
+    hidden: dict[str, int] = {}
+    for row in data.get("items") or []:
+        if row["state"] in ("queued", "waiting"):
+            count = seen[row["account"]] = seen.get(row["account"], 0) + 1
+            if count > QUEUE_SHOWN:
+                hidden[row["account"]] = hidden.get(row["account"], 0) + 1
+                continue
+        kept.append(row)
+    return {**data, "items": kept}, hidden
+
+
+class StatusPage:
+    """The page's answers for one config; ``health`` returns the health report's dict (None: no monitor)."""
+
+    def __init__(self, settings: Settings, health: Callable[[], Mapping[str, Any]] | None = None) -> None:
+        self.settings = settings
+        self.health = health
+
+    def handles(self, path: str) -> bool:
+        return self.settings.metrics.page and (path in ("/", "/style.css", "/api/status")
+                                               or path.startswith("/item/"))
+
+    def get(self, path: str, now: float) -> Answer:
+        """The answer to a GET of ``path`` (one that ``handles``)."""
+        if path == "/style.css":
+            return Answer(200, "text/css; charset=utf-8", pagestyle.CSS.encode())
+        try:
+            data = report.collect(self.settings, now)
+        except WatchfolderError as exc:
+            return Answer(503, TEXT, f"watchfolder: {exc}\n".encode())
+        if path == "/api/status":
+            return Answer(200, JSON, json.dumps(data, indent=2, ensure_ascii=False).encode())
+        if path == "/":
+            return Answer(200, HTML, self.overview(data, now).encode())
+        return Answer(404, TEXT, b"not found\n")
+
+    def overview(self, data: dict[str, Any], now: float, *, forms: Mapping[str, str] | None = None,
+                 flash: str = "") -> str:
+        zone = self.settings.zone()
+        shown, hidden = _shortened(data)
+        disk = {"Free space (media root)": _free(self.settings.root),
+                "Free space (state)": _free(self.settings.state_dir)}
+        return page.render(shown, zone, health=self.health() if self.health else None, disk=disk,
+                           now_text=zones.shown(now, zone, seconds=True), forms=forms, flash=flash, hidden=hidden)
