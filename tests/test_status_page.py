@@ -71,3 +71,33 @@ def test_page_false_leaves_only_healthz_and_metrics(make_rig):
     root = requests.get(url + "/", timeout=5)
     assert root.status_code == 200 and root.headers["Content-Type"].startswith("text/plain")
     assert "<html" not in root.text
+
+
+def test_an_items_detail_view_shows_its_history_and_sidecar(make_rig, tmp_path):
+    rig = make_rig(overrides={"metrics.listen": "127.0.0.1:0"})
+    rig.emulator.faults.fail_next("inbox_init", error_code="invalid_params")
+    url, _ = serve(rig)
+    samples.write_mp4(tmp_path / "bad.mp4", size=200_000)
+    rig.drop("alice", HOSTILE, tmp_path / "bad.mp4")
+    sidecar = rig.wait_sidecar("alice", HOSTILE, folder="failed")
+    samples.write_mp4(tmp_path / "later.mp4", size=210_000)
+    rig.emulator.faults.fail_next("inbox_init", error_code="spam_risk_too_many_pending_share")
+    rig.drop("alice", "later.mp4", tmp_path / "later.mp4")
+    parked = "&quot;wait_reason&quot;: &quot;pending_share&quot;"
+    wait_for(lambda: parked in requests.get(url + "/item/2", timeout=5).text, 20, what="later.mp4 parked at the cap")
+
+    page = requests.get(url + "/", timeout=5).text
+    assert '<a href="/item/1">&lt;script&gt;' in page
+    view = requests.get(url + "/item/1", timeout=5)
+    assert view.status_code == 200 and "<script" not in view.text
+    assert "<code>invalid_params</code>" in view.text and 'class="timeline"' in view.text
+    for event in sidecar["history"]:  # every step of the sidecar's history is on the timeline
+        assert f"<strong>{event['state']}</strong>" in view.text
+    assert '&quot;result&quot;: &quot;failed&quot;' in view.text  # the raw sidecar, escaped
+    assert 'http-equiv="refresh"' not in view.text  # a finished item does not change
+
+    waiting = requests.get(url + "/item/2", timeout=5)
+    assert waiting.status_code == 200 and "its sidecar is written when it reaches done/ or failed/" in waiting.text
+    assert 'http-equiv="refresh"' in waiting.text  # an item on its way: the view follows it
+    for missing in ("/item/99", "/item/x", "/item/1x", "/item/-1", "/item/1%2F"):
+        assert requests.get(url + missing, timeout=5).status_code == 404, missing

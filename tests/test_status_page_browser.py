@@ -127,6 +127,15 @@ def test_every_state_shows_on_the_page_which_follows_an_upload_by_itself(emulato
             assert "big.mp4" in _section(driver, "alice")
             _screenshot(driver, "phone")
 
+            # carol's failed item, opened from the page: its history as a timeline and the raw sidecar.
+            driver.find_element(By.ID, "account-carol").find_element(By.LINK_TEXT, "bad.mp4").click()
+            wait_for(lambda: driver.find_elements(By.CSS_SELECTOR, "ol.timeline li"), 10, what="the timeline")
+            steps = [li.text for li in driver.find_elements(By.CSS_SELECTOR, "ol.timeline li")]
+            assert any("failed" in step for step in steps) and any("queued" in step for step in steps), steps
+            raw = driver.find_element(By.TAG_NAME, "pre").text
+            assert '"code": "invalid_params"' in raw and '"result": "failed"' in raw
+            assert driver.execute_script("return document.documentElement.scrollWidth") <= 390
+
             assert browser.requested_origins(driver) == {origin}
     finally:
         rig.stop()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import html
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -190,3 +191,37 @@ def render(data: Mapping[str, Any], zone: datetime.tzinfo, *, health: Mapping[st
     parts.append(health_section(data, health, disk or {}))
     parts.append("</main></body></html>")
     return "".join(parts)
+
+
+def item_page(view: Mapping[str, Any], zone: datetime.tzinfo, forms: str = "") -> str:
+    """An item's detail view (``itemview.detail``): what status says, its history as a timeline, the raw sidecar."""
+    row = view["item"]
+    account = str(row["account"])
+    facts = [("Account", f'<a href="/#account-{esc(account)}">{esc(account)}</a>'), ("State", esc(row["state"])),
+             ("Where it is", esc(row["summary"]))]
+    if row.get("detail"):
+        facts.append(("Detail", esc(row["detail"])))
+    if row.get("error"):
+        facts.append(("Code", f"<code>{esc(row['error'])}</code>"))
+        if row.get("advice"):
+            facts.append(("What to do", esc(row["advice"])))
+    if row.get("post_url"):
+        facts.append(("Post", f'<a href="{esc(row["post_url"])}" rel="noreferrer noopener">{esc(row["post_url"])}</a>'))
+    if row.get("media_text"):
+        facts.append(("Media", esc(row["media_text"])))
+    events = "".join(
+        f'<li><time datetime="{esc(e["at"])}">{esc(local(e["at"], zone))}</time> <strong>{esc(e["state"])}</strong>'
+        + (f" — {esc(e['detail'])}" if e.get("detail") else "") + "</li>" for e in view["history"])
+    if view.get("sidecar") is not None:
+        raw = ('<h2 id="sidecar">The sidecar</h2>'
+               f'<pre>{esc(json.dumps(view["sidecar"], indent=2, ensure_ascii=False))}</pre>')
+    else:
+        raw = (f'<h2 id="sidecar">The sidecar</h2><p class="empty">{esc(view.get("sidecar_note"))}</p>'
+               f'<h2>The status row</h2><pre>{esc(json.dumps(row, indent=2, ensure_ascii=False))}</pre>')
+    return (head(f"{row['name']} · watchfolder", refresh=row["state"] not in ("done", "failed", "cancelled"))
+            + f'<header><p><a href="/">← all accounts</a></p><h1>{esc(row["name"])}</h1></header><main>'
+            + '<section aria-labelledby="facts-h"><h2 id="facts-h">Now</h2><dl class="facts">'
+            + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>" + forms + "</section>"
+            + '<section aria-labelledby="history-h"><h2 id="history-h">History</h2>'
+            + f'<ol class="timeline">{events}</ol></section>'
+            + f"<section>{raw}</section></main></body></html>")

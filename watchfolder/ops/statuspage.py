@@ -15,7 +15,7 @@ from typing import Any
 from watchfolder.config.settings import Settings
 from watchfolder.core import zones
 from watchfolder.core.errors import WatchfolderError
-from watchfolder.ops import page, pagestyle, progress, report
+from watchfolder.ops import itemview, page, pagestyle, progress, report
 
 HTML = "text/html; charset=utf-8"
 JSON = "application/json"
@@ -77,6 +77,8 @@ class StatusPage:
         """The answer to a GET of ``path`` (one that ``handles``)."""
         if path == "/style.css":
             return Answer(200, "text/css; charset=utf-8", pagestyle.CSS.encode())
+        if path.startswith("/item/"):
+            return self.item(path.removeprefix("/item/"), now)
         try:
             data = report.collect(self.settings, now)
         except WatchfolderError as exc:
@@ -86,6 +88,18 @@ class StatusPage:
         if path == "/":
             return Answer(200, HTML, self.overview(data, now).encode())
         return Answer(404, TEXT, b"not found\n")
+
+    def item(self, ref: str, now: float, *, forms: str = "") -> Answer:
+        """An item's detail view; 404 for anything but the id of an item of a configured account."""
+        if not (ref.isascii() and ref.isdigit()) or len(ref) > 18:
+            return Answer(404, TEXT, b"not found\n")
+        try:
+            view = itemview.detail(self.settings, int(ref), now)
+        except WatchfolderError as exc:
+            return Answer(503, TEXT, f"watchfolder: {exc}\n".encode())
+        if view is None:
+            return Answer(404, TEXT, f"no item {ref}\n".encode())
+        return Answer(200, HTML, page.item_page(view, self.settings.zone(), forms).encode())
 
     def overview(self, data: dict[str, Any], now: float, *, forms: Mapping[str, str] | None = None,
                  flash: str = "") -> str:
