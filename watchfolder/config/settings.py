@@ -83,6 +83,9 @@ class PhotosSettings:
 class MetricsSettings:
     listen: tuple[str, int] | None = None
     page: bool = True  # the status page at / (and /api/status, /item/N) on the same port
+    actions: bool = False  # the page's POST actions: retry a failed item, pause/resume an account
+    password_file: Path | None = None  # HTTP basic auth for the page from other hosts than this one
+    password: str | None = dataclasses.field(default=None, repr=False)  # read from password_file at load
 
 
 NOTIFY_EVENTS = ("item_done", "item_failed", "account_paused", "token_expiring")
@@ -162,7 +165,8 @@ _UPLOAD: _Spec = {
 _MEDIA_HOST: _Spec = {"url_prefix": ("url_prefix", cv.url_prefix), "serve": ("serve", cv.listen),
                       "publish_dir": None}
 _PHOTOS: _Spec = {"convert": ("convert", cv.flag)}
-_METRICS: _Spec = {"listen": ("listen", cv.listen), "page": ("page", cv.flag)}
+_METRICS: _Spec = {"listen": ("listen", cv.listen), "page": ("page", cv.flag), "actions": ("actions", cv.flag),
+                   "password_file": None}
 _NOTIFY: _Spec = {"webhook": ("webhook", cv.url), "ntfy": ("ntfy", cv.url),
                   "events": ("events", cv.subset_of(*NOTIFY_EVENTS))}
 _ACCOUNT: _Spec = {"mode": None, "video_source": None, "defaults": None}
@@ -291,7 +295,7 @@ def _build(raw: object, walk: _Walk, config_path: Path, env: Mapping[str, str]) 
         walk.problem("media_host.url_prefix", "TikTok fetches photos and pulled videos only over https: use an "
                      "https:// prefix (a reverse proxy with a certificate in front of media_host.serve); http:// "
                      "is accepted only while tiktok.api_base_url points at an emulator")
-    photos, metrics = PhotosSettings(**section("photos", _PHOTOS)), MetricsSettings(**section("metrics", _METRICS))
+    photos, metrics = PhotosSettings(**section("photos", _PHOTOS)), _metrics(top, walk, to_path)
     notify = NotifySettings(**section("notify", _NOTIFY))
     accounts = _accounts(top.get("accounts"), walk, media_host)
     limits = VideoLimits(**section("video_limits", _VIDEO_LIMITS))
@@ -305,6 +309,23 @@ def _build(raw: object, walk: _Walk, config_path: Path, env: Mapping[str, str]) 
         allow_network_state_dir=walk.value(top, "", "allow_network_state_dir", cv.flag) is True,
         log_format=walk.value(top, "", "log_format", cv.choice("auto", "json", "console")) or "auto",
         timezone=walk.value(top, "", "timezone", cv.zone_name))
+
+
+def _metrics(top: Mapping[str, object], walk: _Walk, to_path: Converter) -> MetricsSettings:
+    raw = walk.section(top.get("metrics"), "metrics", _METRICS)
+    values = walk.fields(raw, "metrics", _METRICS)
+    password_file = walk.value(raw, "metrics", "password_file", to_path)
+    password = None
+    if password_file is not None:
+        try:
+            password = password_file.read_text(encoding="utf-8-sig").strip() or None
+        except (OSError, UnicodeDecodeError) as error:
+            reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+            walk.problem("metrics.password_file", f"cannot read {password_file}: {reason}")
+        else:
+            if password is None:
+                walk.problem("metrics.password_file", f"{password_file} is empty")
+    return MetricsSettings(**values, password_file=password_file, password=password)
 
 
 def _tiktok(section: dict[str, object], walk: _Walk, to_path: Converter, env: Mapping[str, str]) -> TikTokSettings:

@@ -44,6 +44,7 @@ class MetricsServer:
         self.monitor = monitor
         self.log = log if log is not None else logs.get_logger()
         self.clock = clock
+        logs.register_secret(settings.metrics.password)
         self.page = StatusPage(settings, lambda: monitor.check().as_dict())
         self.registry = CollectorRegistry()
         self.registry.register(StoreCollector(settings, monitor))
@@ -111,6 +112,19 @@ class _Handler(BoundedHandler):
     def do_HEAD(self) -> None:
         self._answer(body=False)
 
+    def do_POST(self) -> None:
+        owner = self.server.owner
+        path = self.path.split("?", 1)[0]
+        if not (owner.page.handles(path) and path.startswith("/actions/")):
+            self._send(404 if owner.page.settings.metrics.page else 403, "text/plain; charset=utf-8",
+                       b"nothing to post here\n", True)
+            return
+        length = self.headers.get("Content-Length", "0")
+        body = self.rfile.read(int(length)) if length.isdigit() else b""
+        answer = owner.page.post(path, body, self.client_address[0], self.headers.get("Authorization"),
+                                 owner.clock())
+        self._send(answer.status, answer.content_type, answer.body, True, answer.headers)
+
     def _answer(self, *, body: bool) -> None:
         owner = self.server.owner
         path = self.path.split("?", 1)[0]
@@ -121,7 +135,12 @@ class _Handler(BoundedHandler):
         elif path == "/metrics":
             self._send(200, CONTENT_TYPE_LATEST, generate_latest(owner.registry), body)
         elif owner.page.handles(path):
-            answer = owner.page.get(path, owner.clock())
+            client, authorization = self.client_address[0], self.headers.get("Authorization")
+            if owner.page.actions.needs_login(client, authorization):
+                self._send(401, "text/plain; charset=utf-8", b"the status page needs its password\n", body,
+                           {"WWW-Authenticate": 'Basic realm="watchfolder", charset="UTF-8"'})
+                return
+            answer = owner.page.get(path, owner.clock(), forms_on=owner.page.actions.may_act(client, authorization))
             self._send(answer.status, answer.content_type, answer.body, body, answer.headers)
         elif path == "/":
             self._send(200, "text/plain; charset=utf-8", b"watchfolder: /healthz, /metrics\n", body)

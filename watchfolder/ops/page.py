@@ -37,8 +37,9 @@ def local(stamp: str | None, zone: datetime.tzinfo) -> str:
     return moment.strftime("%Y-%m-%d %H:%M") + f" {label}"
 
 
-def head(title: str, *, refresh: bool) -> str:
-    meta = f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">' if refresh else ""
+def head(title: str, *, refresh: str | None) -> str:
+    """The document's head; ``refresh``: the URL to load again every REFRESH_SECONDS (None: no refresh)."""
+    meta = f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}; url={esc(refresh)}">' if refresh else ""
     return HEAD.format(refresh=meta, title=esc(title))
 
 
@@ -175,7 +176,7 @@ def render(data: Mapping[str, Any], zone: datetime.tzinfo, *, health: Mapping[st
     """The whole page from ``report.collect``'s dict, the health report and the disk lines; ``forms``: per
     account the HTML of its action forms (only when actions are on), ``flash``: a line to show on top,
     ``hidden``: per account, how many queued items were left out of ``data``."""
-    parts = [head("watchfolder", refresh=True), '<header><h1>watchfolder</h1>',
+    parts = [head("watchfolder", refresh="/"), '<header><h1>watchfolder</h1>',
              f'<p class="stamp">updated {esc(now_text)}; refreshes every {REFRESH_SECONDS} s · '
              '<a href="/api/status">JSON</a></p></header><main>']
     if flash:
@@ -218,7 +219,8 @@ def item_page(view: Mapping[str, Any], zone: datetime.tzinfo, forms: str = "") -
     else:
         raw = (f'<h2 id="sidecar">The sidecar</h2><p class="empty">{esc(view.get("sidecar_note"))}</p>'
                f'<h2>The status row</h2><pre>{esc(json.dumps(row, indent=2, ensure_ascii=False))}</pre>')
-    return (head(f"{row['name']} · watchfolder", refresh=row["state"] not in ("done", "failed", "cancelled"))
+    return (head(f"{row['name']} · watchfolder",
+                 refresh=None if row["state"] in ("done", "failed", "cancelled") else f"/item/{int(row['id'])}")
             + f'<header><p><a href="/">← all accounts</a></p><h1>{esc(row["name"])}</h1></header><main>'
             + '<section aria-labelledby="facts-h"><h2 id="facts-h">Now</h2><dl class="facts">'
             + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in facts) + "</dl>" + forms + "</section>"

@@ -16,6 +16,7 @@ from watchfolder.config.settings import Settings
 from watchfolder.core import zones
 from watchfolder.core.errors import WatchfolderError
 from watchfolder.ops import itemview, page, pagestyle, progress, report
+from watchfolder.ops.actions import Actions
 
 HTML = "text/html; charset=utf-8"
 JSON = "application/json"
@@ -68,17 +69,28 @@ class StatusPage:
     def __init__(self, settings: Settings, health: Callable[[], Mapping[str, Any]] | None = None) -> None:
         self.settings = settings
         self.health = health
+        self.actions = Actions(settings)
 
     def handles(self, path: str) -> bool:
         return self.settings.metrics.page and (path in ("/", "/style.css", "/api/status")
-                                               or path.startswith("/item/"))
+                                               or path.startswith(("/item/", "/actions/")))
 
-    def get(self, path: str, now: float) -> Answer:
-        """The answer to a GET of ``path`` (one that ``handles``)."""
+    def post(self, path: str, body: bytes, client: str, authorization: str | None, now: float) -> Answer:
+        """The answer to a POST: the action done (or refused, nothing changed) and the page with what happened."""
+        outcome = self.actions.post(path, body, client, authorization, now)
+        try:
+            data = report.collect(self.settings, now)
+        except WatchfolderError as exc:
+            return Answer(outcome.status, TEXT, f"{outcome.message}\nwatchfolder: {exc}\n".encode())
+        allowed = self.actions.may_act(client, authorization)
+        return Answer(outcome.status, HTML, self.overview(data, now, flash=outcome.message, forms_on=allowed).encode())
+
+    def get(self, path: str, now: float, *, forms_on: bool = False) -> Answer:
+        """The answer to a GET of ``path`` (one that ``handles``); ``forms_on``: the asker may use the actions."""
         if path == "/style.css":
             return Answer(200, "text/css; charset=utf-8", pagestyle.CSS.encode())
         if path.startswith("/item/"):
-            return self.item(path.removeprefix("/item/"), now)
+            return self.item(path.removeprefix("/item/"), now, forms_on=forms_on)
         try:
             data = report.collect(self.settings, now)
         except WatchfolderError as exc:
@@ -86,10 +98,10 @@ class StatusPage:
         if path == "/api/status":
             return Answer(200, JSON, json.dumps(data, indent=2, ensure_ascii=False).encode())
         if path == "/":
-            return Answer(200, HTML, self.overview(data, now).encode())
+            return Answer(200, HTML, self.overview(data, now, forms_on=forms_on).encode())
         return Answer(404, TEXT, b"not found\n")
 
-    def item(self, ref: str, now: float, *, forms: str = "") -> Answer:
+    def item(self, ref: str, now: float, *, forms_on: bool = False) -> Answer:
         """An item's detail view; 404 for anything but the id of an item of a configured account."""
         if not (ref.isascii() and ref.isdigit()) or len(ref) > 18:
             return Answer(404, TEXT, b"not found\n")
@@ -99,11 +111,14 @@ class StatusPage:
             return Answer(503, TEXT, f"watchfolder: {exc}\n".encode())
         if view is None:
             return Answer(404, TEXT, f"no item {ref}\n".encode())
+        forms = self.actions.forms_for([view["item"]]) if forms_on else ""
         return Answer(200, HTML, page.item_page(view, self.settings.zone(), forms).encode())
 
-    def overview(self, data: dict[str, Any], now: float, *, forms: Mapping[str, str] | None = None,
-                 flash: str = "") -> str:
+    def overview(self, data: dict[str, Any], now: float, *, forms_on: bool = False, flash: str = "") -> str:
         zone = self.settings.zone()
+        forms = {str(acc["account"]): self.actions.forms_for([r for r in data.get("items") or []
+                                                              if r["account"] == acc["account"]])
+                 for acc in data.get("accounts") or []} if forms_on else {}
         shown, hidden = _shortened(data)
         disk = {"Free space (media root)": _free(self.settings.root),
                 "Free space (state)": _free(self.settings.state_dir)}
