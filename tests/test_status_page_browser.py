@@ -147,3 +147,34 @@ def _screenshot(driver: Any, layout: str) -> None:
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         driver.save_screenshot(str(Path(folder) / f"status-page-{layout}.png"))
+
+
+def test_retry_works_through_the_page_when_actions_are_on(emulator, tmp_path):
+    if isinstance(browser.found(), str):
+        pytest.skip(str(browser.found()))
+    from selenium.webdriver.common.by import By
+
+    rig = Rig(tmp_path / "rig", emulator, overrides={"metrics.listen": "127.0.0.1:0", "metrics.actions": True})
+    monitor = HealthMonitor()
+    server = metrics.MetricsServer(rig.settings, monitor, clock=emulator.clock.now)
+    try:
+        rig.start([monitor, server])
+        emulator.faults.fail_next("inbox_init", error_code="invalid_params")
+        samples.write_mp4(tmp_path / "bad.mp4", size=200_000)
+        rig.drop("alice", "bad.mp4", tmp_path / "bad.mp4")
+        rig.wait_sidecar("alice", "bad.mp4", folder="failed")
+        with browser.chromium() as driver:
+            origin = f"http://127.0.0.1:{server.port}"
+            driver.get(origin + "/")
+            [form] = driver.find_elements(By.TAG_NAME, "form")
+            assert form.get_attribute("method") == "post"
+            form.find_element(By.TAG_NAME, "button").click()
+            wait_for(lambda: "is back in alice/inbox/" in driver.find_element(By.TAG_NAME, "body").text, 15,
+                     what="the page saying the item is back")
+            # The page goes on refreshing (from /, not the action) and shows the item done this time.
+            _text_soon(driver, "alice", "Done in the last 24 h", "bad.mp4", absent="Failed in the last 24 h")
+            assert driver.current_url == origin + "/"
+            assert browser.requested_origins(driver) == {origin}
+        assert rig.sidecar("alice", "bad.mp4")["result"] == "done"
+    finally:
+        rig.stop()
