@@ -1,13 +1,14 @@
 """``python -m bench``: run the benchmarks against the emulator on loopback, print the table, write the page.
 
-    python -m bench                         all seven (about 8 minutes on 2 cores), writes docs/benchmarks.md
+    python -m bench                         all eight (about 9 minutes on 2 cores), writes docs/benchmarks.md
     python -m bench --only throughput,idle  some of them (idle needs the backlog's 10,000 done files: it
                                             runs the backlog first)
     python -m bench --smoke                 every benchmark with tiny sizes, in seconds (proves the code runs;
                                             writes nothing unless --out is given)
 
 Names: throughput (1 and 6), memory (2), latency (3), backlog (4), idle (5), probe (7: the media probe per
-file, a second). Scratch files go to bench/out/ (or --work) and big ones are deleted after each benchmark.
+file, a second), page (8: the status page's bytes and server time with 10,000 items). Scratch files go to
+bench/out/ (or --work) and big ones are deleted after each benchmark.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from bench import backlog, latency, memory, probe, report, throughput
+from bench import backlog, latency, memory, page, probe, report, throughput
 from bench.rig import Context
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +33,7 @@ BENCHMARKS: dict[str, Callable[[Context], list[report.Section]]] = {
     "backlog": backlog.run,
     "idle": backlog.run_idle,
     "probe": probe.run,
+    "page": page.run,
 }
 
 

@@ -159,14 +159,15 @@ def _entered(store: Store, item: Item) -> float | None:
     return times[-1] if times else None
 
 
-def collect(settings: Settings, now: float) -> dict[str, Any]:
-    """Everything ``watchfolder status`` shows, from a read-only connection of its own."""
+def collect(settings: Settings, now: float, queue_limit: int | None = None) -> dict[str, Any]:
+    """Everything ``watchfolder status`` shows, from a read-only connection of its own; with ``queue_limit``,
+    only the first that many queued or waiting items of each account (the status page's view)."""
     if not (settings.state_dir / "watchfolder.sqlite3").exists():
         return {"daemon": None, "accounts": [], "items": [], "notices": [],
                 "message": "no state yet: `watchfolder run` has not started on this state_dir"}
     store = Store(settings.state_dir, readonly=True)
     try:
-        return _collect(settings, store, now)
+        return _collect(settings, store, now, queue_limit)
     except sqlite3.DatabaseError as exc:
         path = settings.state_dir / "watchfolder.sqlite3"
         raise StoreError(f"the state database {path} cannot be read ({exc}): stop the daemon, then restore it from a "
@@ -175,7 +176,7 @@ def collect(settings: Settings, now: float) -> dict[str, Any]:
         store.close()
 
 
-def _collect(settings: Settings, store: Store, now: float) -> dict[str, Any]:
+def _collect(settings: Settings, store: Store, now: float, queue_limit: int | None = None) -> dict[str, Any]:
     """The report from an open store (``collect`` turns a damaged database into a StoreError that says what to do)."""
     live = store.runtime("daemon")
     daemon = None
@@ -184,11 +185,19 @@ def _collect(settings: Settings, store: Store, now: float) -> dict[str, Any]:
         daemon = {"running": now - at < HEARTBEAT_STALE, "heartbeat": iso(at), "pid": info.get("pid"),
                   "observers": info.get("observers", [])}
     names = [account.name for account in settings.accounts]
-    shown = queries.open_items(store, names) + queries.recently_finished(store, names, now - 86400, RECENT)
+    if queue_limit is None:
+        unfinished = queries.open_items(store, names)
+    else:
+        moving = queries.open_items(store, names, (State.UPLOADING, State.PROCESSING))
+        waiting = [item for name in names
+                   for item in queries.open_items(store, [name], (State.QUEUED, State.WAITING), queue_limit)]
+        unfinished = sorted(moving + waiting, key=lambda item: (item.detected_at, item.id))
+    shown = unfinished + queries.recently_finished(store, names, now - 86400, RECENT)
+    zone = settings.zone()
     return {
         "daemon": daemon,
         "accounts": account_rows(settings, store, now),
-        "items": [item_row(i, now, settings.zone(), _entered(store, i)) for i in shown],
+        "items": [item_row(i, now, zone, _entered(store, i)) for i in shown],
         "notices": live[0].get("notices", []) if live else [],
     }
 

@@ -48,19 +48,14 @@ def _free(path: Path) -> str:
     return f"{progress.size(usage.free)} free of {progress.size(usage.total)}"
 
 
-def _shortened(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, int]]:
-    """The report with each account's queue cut to its first QUEUE_SHOWN items; how many were left out."""
-    kept: list[dict[str, Any]] = []
-    seen: dict[str, int] = {}
-    hidden: dict[str, int] = {}
+def _hidden(data: dict[str, Any]) -> dict[str, int]:
+    """Per account, how many queued or waiting items the report counted but did not list."""
+    listed: dict[str, int] = {}
     for row in data.get("items") or []:
         if row["state"] in ("queued", "waiting"):
-            count = seen[row["account"]] = seen.get(row["account"], 0) + 1
-            if count > QUEUE_SHOWN:
-                hidden[row["account"]] = hidden.get(row["account"], 0) + 1
-                continue
-        kept.append(row)
-    return {**data, "items": kept}, hidden
+            listed[row["account"]] = listed.get(row["account"], 0) + 1
+    return {acc["account"]: acc["queued"] + acc["waiting"] - listed.get(acc["account"], 0)
+            for acc in data.get("accounts") or [] if acc["queued"] + acc["waiting"] > listed.get(acc["account"], 0)}
 
 
 class StatusPage:
@@ -79,7 +74,7 @@ class StatusPage:
         """The answer to a POST: the action done (or refused, nothing changed) and the page with what happened."""
         outcome = self.actions.post(path, body, client, authorization, now)
         try:
-            data = report.collect(self.settings, now)
+            data = report.collect(self.settings, now, QUEUE_SHOWN)
         except WatchfolderError as exc:
             return Answer(outcome.status, TEXT, f"{outcome.message}\nwatchfolder: {exc}\n".encode())
         allowed = self.actions.may_act(client, authorization)
@@ -92,7 +87,7 @@ class StatusPage:
         if path.startswith("/item/"):
             return self.item(path.removeprefix("/item/"), now, forms_on=forms_on)
         try:
-            data = report.collect(self.settings, now)
+            data = report.collect(self.settings, now, None if path == "/api/status" else QUEUE_SHOWN)
         except WatchfolderError as exc:
             return Answer(503, TEXT, f"watchfolder: {exc}\n".encode())
         if path == "/api/status":
@@ -119,8 +114,8 @@ class StatusPage:
         forms = {str(acc["account"]): self.actions.forms_for([r for r in data.get("items") or []
                                                               if r["account"] == acc["account"]])
                  for acc in data.get("accounts") or []} if forms_on else {}
-        shown, hidden = _shortened(data)
+        hidden = _hidden(data)
         disk = {"Free space (media root)": _free(self.settings.root),
                 "Free space (state)": _free(self.settings.state_dir)}
-        return page.render(shown, zone, health=self.health() if self.health else None, disk=disk,
+        return page.render(data, zone, health=self.health() if self.health else None, disk=disk,
                            now_text=zones.shown(now, zone, seconds=True), forms=forms, flash=flash, hidden=hidden)

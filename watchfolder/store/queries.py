@@ -90,13 +90,14 @@ def finished_counts_since(store: Store, accounts: Sequence[str], since: float) -
     return counts
 
 
-def open_items(store: Store, accounts: Sequence[str], states: Sequence[State] = OPEN_STATES) -> list[Item]:
-    """The unfinished items of these accounts (or those in ``states``), oldest first."""
+def open_items(store: Store, accounts: Sequence[str], states: Sequence[State] = OPEN_STATES,
+               limit: int | None = None) -> list[Item]:
+    """The unfinished items of these accounts (or those in ``states``), oldest first; at most ``limit``."""
     if not accounts:
         return []
     rows = store.conn.execute(
         f"SELECT * FROM items WHERE account IN ({_marks(accounts)}) AND state IN ({_marks(states)})"  # noqa: S608
-        " ORDER BY detected_at, id", [*accounts, *_names(states)])
+        " ORDER BY detected_at, id LIMIT ?", [*accounts, *_names(states), -1 if limit is None else limit])
     return [_item(row) for row in rows]
 
 
