@@ -14,6 +14,7 @@ from watchfolder.commands import status
 from watchfolder.media import samples
 from watchfolder.ops import metrics
 from watchfolder.ops.health import HealthMonitor
+from watchfolder.ops.statuspage import StatusPage
 
 HOSTILE = '<script>alert("x")</script>.mp4'.replace("/", "")  # a file name cannot hold a slash
 
@@ -101,3 +102,15 @@ def test_an_items_detail_view_shows_its_history_and_sidecar(make_rig, tmp_path):
     assert 'http-equiv="refresh"' in waiting.text  # an item on its way: the view follows it
     for missing in ("/item/99", "/item/x", "/item/1x", "/item/-1", "/item/1%2F"):
         assert requests.get(url + missing, timeout=5).status_code == 404, missing
+
+
+def test_the_state_directory_path_never_reaches_the_page(make_rig):
+    rig = make_rig()
+    where = str(rig.settings.state_dir)
+    problem = f"the heartbeat cannot be recorded: OperationalError: disk I/O error at {where}/watchfolder.sqlite3"
+    health = {"ok": False, "status": "unhealthy", "problems": [problem], "loop_age_seconds": 1.0, "observers": []}
+    rig.start()
+    answer = StatusPage(rig.settings, lambda: health).get("/", rig.emulator.clock.now())
+    text = answer.body.decode()
+    assert answer.status == 200 and "disk I/O error at [state_dir]/watchfolder.sqlite3" in text
+    assert where not in text and str(rig.base) not in text

@@ -4,6 +4,7 @@ server (``ops/metrics.py``) to send. Every answer is computed from ``report.coll
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 from collections.abc import Callable, Mapping
@@ -76,9 +77,9 @@ class StatusPage:
         try:
             data = report.collect(self.settings, now, QUEUE_SHOWN)
         except WatchfolderError as exc:
-            return Answer(outcome.status, TEXT, f"{outcome.message}\nwatchfolder: {exc}\n".encode())
+            return Answer(outcome.status, TEXT, self.private(f"{outcome.message}\nwatchfolder: {exc}\n"))
         allowed = self.actions.may_act(client, authorization)
-        return Answer(outcome.status, HTML, self.overview(data, now, flash=outcome.message, forms_on=allowed).encode())
+        return Answer(outcome.status, HTML, self.overview(data, now, flash=outcome.message, forms_on=allowed))
 
     def get(self, path: str, now: float, *, forms_on: bool = False) -> Answer:
         """The answer to a GET of ``path`` (one that ``handles``); ``forms_on``: the asker may use the actions."""
@@ -89,11 +90,11 @@ class StatusPage:
         try:
             data = report.collect(self.settings, now, None if path == "/api/status" else QUEUE_SHOWN)
         except WatchfolderError as exc:
-            return Answer(503, TEXT, f"watchfolder: {exc}\n".encode())
+            return Answer(503, TEXT, self.private(f"watchfolder: {exc}\n"))
         if path == "/api/status":
             return Answer(200, JSON, json.dumps(data, indent=2, ensure_ascii=False).encode())
         if path == "/":
-            return Answer(200, HTML, self.overview(data, now, forms_on=forms_on).encode())
+            return Answer(200, HTML, self.overview(data, now, forms_on=forms_on))
         return Answer(404, TEXT, b"not found\n")
 
     def item(self, ref: str, now: float, *, forms_on: bool = False) -> Answer:
@@ -103,13 +104,19 @@ class StatusPage:
         try:
             view = itemview.detail(self.settings, int(ref), now)
         except WatchfolderError as exc:
-            return Answer(503, TEXT, f"watchfolder: {exc}\n".encode())
+            return Answer(503, TEXT, self.private(f"watchfolder: {exc}\n"))
         if view is None:
             return Answer(404, TEXT, f"no item {ref}\n".encode())
         forms = self.actions.forms_for([view["item"]]) if forms_on else ""
-        return Answer(200, HTML, page.item_page(view, self.settings.zone(), forms).encode())
+        return Answer(200, HTML, self.private(page.item_page(view, self.settings.zone(), forms)))
 
-    def overview(self, data: dict[str, Any], now: float, *, forms_on: bool = False, flash: str = "") -> str:
+    def private(self, text: str) -> bytes:
+        """A page's bytes with the state directory's path (outside the media root, in a health problem or a
+        database error) shown as ``[state_dir]``."""
+        where = str(self.settings.state_dir)
+        return text.replace(where, "[state_dir]").replace(html.escape(where, quote=True), "[state_dir]").encode()
+
+    def overview(self, data: dict[str, Any], now: float, *, forms_on: bool = False, flash: str = "") -> bytes:
         zone = self.settings.zone()
         forms = {str(acc["account"]): self.actions.forms_for([r for r in data.get("items") or []
                                                               if r["account"] == acc["account"]])
@@ -117,5 +124,6 @@ class StatusPage:
         hidden = _hidden(data)
         disk = {"Free space (media root)": _free(self.settings.root),
                 "Free space (state)": _free(self.settings.state_dir)}
-        return page.render(data, zone, health=self.health() if self.health else None, disk=disk,
-                           now_text=zones.shown(now, zone, seconds=True), forms=forms, flash=flash, hidden=hidden)
+        return self.private(page.render(data, zone, health=self.health() if self.health else None, disk=disk,
+                           now_text=zones.shown(now, zone, seconds=True), forms=forms, flash=flash,
+                                        hidden=hidden))
