@@ -114,3 +114,19 @@ def test_the_state_directory_path_never_reaches_the_page(make_rig):
     text = answer.body.decode()
     assert answer.status == 200 and "disk I/O error at [state_dir]/watchfolder.sqlite3" in text
     assert where not in text and str(rig.base) not in text
+
+
+def test_an_account_without_a_sign_in_shows_the_command_that_fixes_it(make_rig, tmp_path):
+    rig = make_rig(sign_in=False)
+    rig.start()
+    samples.write_mp4(tmp_path / "clip.mp4", size=200_000)
+    rig.drop("alice", "clip.mp4", tmp_path / "clip.mp4")
+    page = StatusPage(rig.settings)
+
+    def parked() -> str | None:
+        text = page.get("/", rig.emulator.clock.now()).body.decode()
+        return text if "clip.mp4" in text and "waiting" in text else None
+
+    text = wait_for(parked, 20, what="clip.mp4 waiting for a sign-in on the page")
+    assert "not signed in" in text and "<dt>Fix</dt><dd><code>watchfolder auth login alice</code></dd>" in text
+    assert "ACCOUNT" not in text

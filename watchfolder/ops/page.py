@@ -80,7 +80,9 @@ def _why(row: Mapping[str, Any]) -> str:
 
 
 def _failure(row: Mapping[str, Any]) -> list[str]:
-    message, advice = row.get("message") or "", row.get("advice") or ""
+    named = f"auth login {row['account']}"
+    message = str(row.get("message") or "").replace("auth login ACCOUNT", named)
+    advice = str(row.get("advice") or "").replace("auth login ACCOUNT", named)
     if message == advice:  # the daemon records the advice as the message when it has one
         message = "-"
     return [item_link(row), f"<code>{esc(row.get('error') or 'failed')}</code>", esc(message), esc(advice or "-")]
@@ -105,9 +107,12 @@ def account_section(acc: Mapping[str, Any], items: list[Mapping[str, Any]], zone
         signed = f"not signed in: {acc.get('tokens_problem') or 'no sign-in stored'}"
         if "auth login" not in note:
             signed += f"; fix: watchfolder auth login {name}"
+    note = note.replace("auth login ACCOUNT", f"auth login {name}")
     state_cls = "ok" if note == "ok" else ("bad" if note.startswith(("paused", "sign in")) else "warn")
     facts = [("Sign-in", esc(signed)), ("State", f'<span class="{state_cls}">{esc(note)}</span>'),
              ("TikTok's budget", esc(f"{acc['budget_text']}; about {acc['budget_left']} left")),
+             *([("Fix", f"<code>watchfolder auth login {esc(name)}</code>")]
+               if acc.get("paused") == "sign_in" or not acc.get("signed_in") else []),
              ("Counts", esc(f"{acc['queued']} queued, {acc['waiting']} waiting, {acc['uploading']} uploading, "
                             f"{acc['processing']} awaiting TikTok, {acc['done_today']} done and "
                             f"{acc['failed_today']} failed in 24 h"))]
