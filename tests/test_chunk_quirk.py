@@ -17,6 +17,8 @@ from watchfolder.media import samples
 from watchfolder.tiktok import chunks
 
 SIZE = 100_000_000  # over 64 MB: TikTok requires several chunks, which the quirk refuses
+# A configured chunk size below the default (the largest), so each plan the quirk tries differs.
+SMALLER = {"upload.chunk_size": 10_000_000}
 
 
 def refusal(message: str = "The chunk size is invalid") -> TikTokError:
@@ -46,7 +48,7 @@ def history_of(sidecar: dict) -> list[str]:
 
 
 def test_with_a_media_host_a_100_mb_video_ends_in_done_through_pull_from_url(tmp_path: Path) -> None:
-    with hosted_rig(tmp_path, multi_chunk_quirk=True, init_per_minute=0) as rig:
+    with hosted_rig(tmp_path, overrides=SMALLER, multi_chunk_quirk=True, init_per_minute=0) as rig:
         rig.start()
         samples.write_mp4(tmp_path / "big.mp4", size=SIZE, duration_seconds=30)
         rig.drop("alice", "big.mp4", tmp_path / "big.mp4")
@@ -67,7 +69,7 @@ def test_with_a_media_host_a_100_mb_video_ends_in_done_through_pull_from_url(tmp
 def test_without_a_media_host_it_fails_after_three_inits_saying_why_and_the_way_out(tmp_path: Path) -> None:
     with running_emulator(clock=OffsetClock(), processing_seconds=0, require_https_urls=False,
                           multi_chunk_quirk=True, init_per_minute=0) as emulator:
-        rig = Rig(tmp_path / "rig", emulator)
+        rig = Rig(tmp_path / "rig", emulator, overrides=SMALLER)
         rig.start()
         try:
             samples.write_mp4(tmp_path / "big.mp4", size=SIZE, duration_seconds=30)
@@ -90,11 +92,11 @@ def test_without_a_media_host_it_fails_after_three_inits_saying_why_and_the_way_
 @pytest.mark.parametrize("size", [4_000_000, 60_000_000])
 def test_a_video_that_fits_one_chunk_goes_in_one_at_the_latest_on_the_second_init(tmp_path: Path,
                                                                                    size: int) -> None:
-    """Under 5 MB the plan is one chunk already; 60 MB goes as 6 chunks of 10 MB, is refused, and the next
-    plan (64,000,000-byte chunks) is a single chunk, which the quirk leaves alone."""
+    """Under 5 MB the plan is one chunk already; 60 MB with a configured 10 MB chunk goes as 6 chunks, is
+    refused, and the next plan (64,000,000-byte chunks) is a single chunk, which the quirk leaves alone."""
     with running_emulator(clock=OffsetClock(), processing_seconds=0, require_https_urls=False,
                           multi_chunk_quirk=True, init_per_minute=0) as emulator:
-        rig = Rig(tmp_path / "rig", emulator)
+        rig = Rig(tmp_path / "rig", emulator, overrides=SMALLER)
         rig.start()
         try:
             samples.write_mp4(tmp_path / "clip.mp4", size=size)
@@ -107,3 +109,19 @@ def test_a_video_that_fits_one_chunk_goes_in_one_at_the_latest_on_the_second_ini
     else:
         assert [s.rsplit("; next: ", 1)[1] for s in history_of(sidecar)] == ["one chunk of 60,000,000 bytes"]
         assert sidecar["attempts"] == 2
+
+
+def test_by_default_a_video_of_up_to_64_mb_goes_in_one_chunk_and_meets_no_quirk(tmp_path: Path) -> None:
+    """The default plan sends the largest chunks, so 60 MB goes whole at the first init."""
+    with running_emulator(clock=OffsetClock(), processing_seconds=0, require_https_urls=False,
+                          multi_chunk_quirk=True, init_per_minute=0) as emulator:
+        rig = Rig(tmp_path / "rig", emulator)
+        rig.start()
+        try:
+            samples.write_mp4(tmp_path / "clip.mp4", size=60_000_000)
+            rig.drop("alice", "clip.mp4", tmp_path / "clip.mp4")
+            sidecar = rig.wait_sidecar("alice", "clip.mp4", "done", timeout=60)
+        finally:
+            rig.stop()
+    assert history_of(sidecar) == [] and sidecar["attempts"] == 1
+    assert [r.http_status for r in emulator.records.requests if r.endpoint == "inbox_init"] == [200]

@@ -179,7 +179,7 @@ def test_inbox_file_init_sends_tiktoks_source_info_and_returns_the_upload_url(
         scripted: Scripted, api: client.TikTokClient) -> None:
     scripted.script(Answer(body=envelope({"publish_id": "v_inbox_file~v2.1", "upload_url": "http://u/?a=1"})))
 
-    result = api.init_inbox_video(TOKEN, plan=chunks.plan(50_000_123))
+    result = api.init_inbox_video(TOKEN, plan=chunks.plan(50_000_123, 10_000_000))  # TikTok's own example
 
     assert result == client.InitResult("v_inbox_file~v2.1", "http://u/?a=1", "L1")
     request = scripted.seen[0]

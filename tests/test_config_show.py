@@ -29,7 +29,7 @@ def test_show_fills_in_defaults_and_masks_the_secret(tmp_path, capsys):
     assert "# client_secret: *** (from file)" in out
     shown = yaml.safe_load(out)
     assert shown["root"] == str(tmp_path / "media") and shown["watch"]["settle_seconds"] == 10
-    assert shown["upload"]["chunk_size"] == 10_000_000 and shown["log_format"] == "auto"
+    assert shown["upload"]["chunk_size"] == 64_000_000 and shown["log_format"] == "auto"
     assert shown["notify"]["events"] == ["item_failed"]
     assert shown["accounts"]["alice"] == {"mode": "inbox", "video_source": "file_upload", "defaults": {}}
 

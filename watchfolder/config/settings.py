@@ -60,7 +60,7 @@ class WatchSettings:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class UploadSettings:
-    chunk_size: int = 10_000_000
+    chunk_size: int = MAX_CHUNK       # the largest chunks: fewest round trips (tiktok/chunks.py)
     status_poll_seconds: float = 10
     max_attempts: int = 8
     retry_initial_seconds: float = 300
