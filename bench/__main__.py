@@ -1,14 +1,15 @@
 """``python -m bench``: run the benchmarks against the emulator on loopback, print the table, write the page.
 
-    python -m bench                         all eight (about 9 minutes on 2 cores), writes docs/benchmarks.md
+    python -m bench                         all nine (about 15 minutes on 2 cores), writes docs/benchmarks.md
     python -m bench --only throughput,idle  some of them (idle needs the backlog's 10,000 done files: it
                                             runs the backlog first)
     python -m bench --smoke                 every benchmark with tiny sizes, in seconds (proves the code runs;
                                             writes nothing unless --out is given)
 
 Names: throughput (1 and 6), memory (2), latency (3), backlog (4), idle (5), probe (7: the media probe per
-file, a second), page (8: the status page's bytes and server time with 10,000 items). Scratch files go to
-bench/out/ (or --work) and big ones are deleted after each benchmark.
+file, a second), page (8: the status page's bytes and server time with 10,000 items), wan (9: the share of a
+simulated uplink, namespaces + tc tbf where allowed; a few minutes). Scratch files go to bench/out/ (or
+--work) and big ones are deleted after each benchmark.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from bench import backlog, latency, memory, page, probe, report, throughput
+from bench import backlog, latency, memory, page, probe, report, throughput, wan
 from bench.rig import Context
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, Callable[[Context], list[report.Section]]] = {
     "idle": backlog.run_idle,
     "probe": probe.run,
     "page": page.run,
+    "wan": wan.run,
 }
 
 
@@ -92,8 +94,14 @@ def main(argv: list[str]) -> int:
     if args.out is not None:
         shown = "python -m bench" + (f" --only {','.join(args.names)}" if args.only else "") + \
             (" --smoke" if args.smoke else "")
-        report.write(args.out, report.markdown(sections, machine=report.machine_line(), tools=report.tool_versions(),
-                                               command=shown, seconds=seconds, load=load))
+        if args.only and args.out.exists():
+            # Some benchmarks only: put their sections into the page, keep the others' figures.
+            text = report.splice(args.out.read_text(encoding="utf-8"), sections, machine=report.machine_line(),
+                                 command=shown, seconds=seconds, load=load)
+        else:
+            text = report.markdown(sections, machine=report.machine_line(), tools=report.tool_versions(),
+                                   command=shown, seconds=seconds, load=load)
+        report.write(args.out, text)
         print(f"wrote {args.out}")
     return 0
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +138,46 @@ def markdown(sections: list[Section], *, machine: str, tools: str, command: str,
         lines += [f"- {s.number}. **{_cell(f.name)}**: {f.value} against {f.goal}. {f.note}" for s, f in missed]
     else:
         lines.append("None in this run.")
+    return "\n".join(lines) + "\n"
+
+
+def splice(page: str, sections: list[Section], *, machine: str, command: str, seconds: float, load: str) -> str:
+    """``page`` (an existing docs/benchmarks.md) with ``sections`` put in: each replaces the section of its number
+    (or goes in before "Goals missed"), its summary rows and missed goals replace that number's, and it says
+    which run measured it, since the page's header names another run."""
+    lines = page.rstrip("\n").split("\n")
+    for section in sections:
+        number = section.number
+        head = next((i for i, line in enumerate(lines) if line.startswith(f"## {number}. ")), None)
+        if head is not None:
+            end = next(i for i in range(head + 1, len(lines)) if lines[i].startswith("## "))
+            del lines[head:end]
+        else:
+            head = lines.index("## Goals missed")
+        block = markdown([section], machine=machine, tools="", command="", seconds=0, load="").split("\n")
+        start = block.index(f"## {number}. {section.title}")
+        body = block[start:block.index("## Goals missed")]
+        body.insert(2, f"Measured by `{command}` on {machine}, {seconds / 60:.1f} minutes, 1-minute load "
+                       f"average {load} at the start (the page's header names the run of the other sections).")
+        body.insert(3, "")
+        lines[head:head] = body
+        summary = [row for row in block if row.startswith(f"| {number} | ")]
+        lines = [line for line in lines if not line.startswith(f"| {number} | ")]
+        rows = [i for i, line in enumerate(lines) if re.match(r"\| \d+ \| ", line)]
+        before = [i for i in rows if int(lines[i].split(" | ")[0][2:]) < number]
+        place = before[-1] + 1 if before else (rows[0] if rows else lines.index("| --- | --- | --- | --- | --- |") + 1)
+        lines[place:place] = summary
+        missed = [line for line in block[block.index("## Goals missed"):] if line.startswith(f"- {number}. ")]
+        lines = [line for line in lines if not line.startswith(f"- {number}. ")]
+        goals = lines.index("## Goals missed")
+        if "None in this run." in lines[goals:]:
+            lines.remove("None in this run.")
+        tail = goals + 2
+        while tail < len(lines) and lines[tail].startswith("- ") and int(lines[tail][2:].split(".")[0]) < number:
+            tail += 1
+        lines[tail:tail] = missed
+        if not any(line.startswith("- ") for line in lines[goals:]):
+            lines.insert(goals + 2, "None in this run.")
     return "\n".join(lines) + "\n"
 
 
