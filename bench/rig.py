@@ -227,7 +227,8 @@ class DaemonProcess:
         document = {
             "root": str(self.root), "state_dir": str(self.state_dir), "log_level": "info",
             "tiktok": {"client_key": self.emulator.client_key, "api_base_url": self.emulator.base_url,
-                       "init_per_minute": 0, "status_per_minute": 0, "creator_info_per_minute": 0},
+                       "init_per_minute": 0, "status_per_minute": 0, "creator_info_per_minute": 0,
+                       "drafts_per_day": 0, "posts_per_day": 0},   # the emulator's caps are off too
             "watch": self.watch, "upload": self.upload,
             "accounts": {name: {"mode": "inbox"} for name in self.accounts},
         }

@@ -45,7 +45,10 @@ class Rig:
             "root": str(self.root),
             "state_dir": str(self.state_dir),
             "tiktok": {"client_key": emulator.config.client_key, "api_base_url": emulator.base_url,
-                       "init_per_minute": 0, "status_per_minute": 0, "creator_info_per_minute": 0},
+                       "init_per_minute": 0, "status_per_minute": 0, "creator_info_per_minute": 0,
+                       # The daemon plans with the caps this emulator enforces (0: none).
+                       "drafts_per_day": emulator.config.pending_share_cap,
+                       "posts_per_day": emulator.config.direct_post_daily_cap},
             "watch": {"settle_seconds": 0.3, "poll_interval": 0.2},
             "upload": {"status_poll_seconds": 0.1, "retry_initial": 0.2, "retry_max": 1},
             "accounts": {name: dict(values) for name, values in accounts.items()},

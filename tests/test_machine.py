@@ -23,8 +23,20 @@ def test_transient_failures_back_off_exponentially_then_fail_when_the_budget_is_
         if decision.item_state is State.FAILED:
             break
         waits.append(decision.next_attempt_at - now)
-    assert waits == [10, 20, 40]
+    assert waits == [10, 60, 60]   # growing as fast as it must to span a day, capped at max_seconds
     assert decision.budget_spent and attempts == 4
+
+
+def test_the_default_budget_retries_within_ten_seconds_and_spans_about_a_day():
+    policy = machine.RetryPolicy()
+    waits = [machine.backoff_seconds(attempt, policy) for attempt in range(1, policy.max_attempts)]
+    assert waits[0] <= 10
+    assert waits == sorted(waits) and max(waits) <= policy.max_seconds
+    assert 0.8 * machine.DAY <= sum(waits) <= 1.2 * machine.DAY
+    short = machine.RetryPolicy(max_attempts=5, initial_seconds=10, max_seconds=86400)
+    spread = [machine.backoff_seconds(attempt, short) for attempt in range(1, short.max_attempts)]
+    assert spread[1] / spread[0] == machine.growth(short) >= 2
+    assert 0.8 * machine.DAY <= sum(spread) <= 1.2 * machine.DAY
 
 
 def test_backoff_is_capped():
@@ -117,9 +129,16 @@ DECIDE_CASES = [
     ("retry, budget spent: failed",
      {"action": Action.RETRY, "attempts": 3},
      machine.Decision(State.FAILED, attempts=4, budget_spent=True)),
-    ("retry: backoff spends one attempt",
+    ("retry: backoff spends one attempt, the wait grows as fast as the day's span needs",
      {"action": Action.RETRY, "attempts": 1},
-     machine.Decision(State.WAITING, NOW + 20, "backoff", 2)),
+     machine.Decision(State.WAITING, NOW + 60, "backoff", 2, streak=2)),
+    ("retry after progress: the wait starts again from the first",
+     {"action": Action.RETRY, "attempts": 1, "streak": 0},
+     machine.Decision(State.WAITING, NOW + 10, "backoff", 2, streak=1)),
+    ("wait, pending drafts refused: asked again after cap_probe",
+     {"action": Action.WAIT, "wait": "pending_share", "probe_seconds": 3600, "cap_probe": 1800},
+     machine.Decision(State.WAITING, NOW + 1800, "pending_share", 0, account_wait_until=NOW + 1800,
+                      account_probe_seconds=1800)),
     ("wait, daily posts: a day after the oldest recent post",
      {"action": Action.WAIT, "wait": "daily_posts", "post_times": [NOW - 100]},
      machine.Decision(State.WAITING, NOW - 100 + machine.DAY, "daily_posts", 0,
@@ -140,7 +159,7 @@ DECIDE_CASES = [
      machine.Decision(State.QUEUED, NOW, None, 1, reinit=True)),
     ("refresh refused again: a transient failure",
      {"action": Action.REFRESH, "attempts": 0},
-     machine.Decision(State.WAITING, NOW + 10, "backoff", 1)),
+     machine.Decision(State.WAITING, NOW + 10, "backoff", 1, streak=1)),
     ("pause, app scope: every account waits, nothing paused by name",
      {"action": Action.PAUSE, "scope": "app"},
      machine.Decision(State.WAITING, NOW + 3600, "paused", 0, app_wait_until=NOW + 3600,
@@ -226,3 +245,19 @@ def test_a_parked_trip_resumes_where_it_left(fields, state):
 ])
 def test_after_status(status, mode, verdict):
     assert machine.after_status(status, mode) is verdict
+
+
+def test_the_backoff_grows_with_failures_in_a_row_while_the_budget_counts_them_all():
+    after_progress = machine.decide(action=Action.RETRY, scope="item", wait=None, attempts=2, now=0.0,
+                                    policy=POLICY, streak=0)
+    assert after_progress.next_attempt_at == 10 and after_progress.attempts == 3 and after_progress.streak == 1
+    again = machine.decide(action=Action.RETRY, scope="item", wait=None, attempts=2, now=0.0, policy=POLICY, streak=1)
+    assert again.next_attempt_at == 60 and again.streak == 2
+    spent = machine.decide(action=Action.RETRY, scope="item", wait=None, attempts=3, now=0.0, policy=POLICY, streak=0)
+    assert spent.item_state is State.FAILED and spent.budget_spent
+
+
+def test_a_budget_of_a_thousand_attempts_neither_overflows_nor_waits_past_the_cap():
+    policy = machine.RetryPolicy(max_attempts=1000, initial_seconds=0.2, max_seconds=1)
+    assert machine.backoff_seconds(999, policy) == 1
+    assert machine.backoff_seconds(1, machine.RetryPolicy(max_attempts=1000)) == 10

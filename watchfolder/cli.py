@@ -15,7 +15,7 @@ from watchfolder import __version__
 from watchfolder.config import settings as config
 from watchfolder.core.errors import ConfigError, DamagedStateError, StateLockedError, UsageError, WatchfolderError
 
-COMMANDS = ("run", "check", "status", "retry", "auth", "config", "emulator", "demo", "completion")
+COMMANDS = ("run", "check", "status", "retry", "pause", "resume", "auth", "config", "emulator", "demo", "completion")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     retry = sub.add_parser("retry", help="put a failed item back in its account's inbox")
     _add_config(retry, top=False)
     retry.add_argument("item", metavar="ITEM", help="a name in a failed/ folder, or an item id from status")
+
+    for name, text in (("pause", "hold an account: nothing new starts for it (lasts across restarts)"),
+                       ("resume", "lift a pause and every wait of an account, so its next item is tried now")):
+        hold = sub.add_parser(name, help=text)
+        _add_config(hold, top=False)
+        hold.add_argument("account", metavar="ACCOUNT", help="an account name from the config")
 
     auth = sub.add_parser("auth", help="sign accounts in and out")
     auth_sub = auth.add_subparsers(dest="auth_command", metavar="ACTION", parser_class=_Parser)
@@ -165,6 +171,11 @@ def dispatch(args: argparse.Namespace) -> int:
         return status.main(load_settings(args), as_json=args.json, watch=args.watch)
     if command == "retry":
         return retry.main(load_settings(args), args.item)
+    if command in ("pause", "resume"):
+        from watchfolder.commands import pause
+
+        hold = pause.pause if command == "pause" else pause.resume
+        return hold(load_settings(args), args.account)
     if command == "auth":
         if args.auth_command is None:
             raise UsageError("watchfolder auth: say login, import, list or logout")

@@ -44,6 +44,8 @@ class TikTokSettings:
     init_per_minute: int = 6  # 0 means no limit (benchmarks against the emulator)
     status_per_minute: int = 30
     creator_info_per_minute: int = 20
+    drafts_per_day: int = 5    # TikTok's pending-draft cap per account in 24 h (inbox mode); 0: not planned
+    posts_per_day: int = 15    # TikTok's direct posts per creator in 24 h ("about 15"); 0: not planned
     timeout_seconds: float = 60
     refresh_margin_seconds: float = 300
     refresh_warn_days: float = 14
@@ -63,8 +65,11 @@ class UploadSettings:
     chunk_size: int = MAX_CHUNK       # the largest chunks: fewest round trips (tiktok/chunks.py)
     status_poll_seconds: float = 10
     max_attempts: int = 8
-    retry_initial_seconds: float = 300
-    retry_max_seconds: float = 21600
+    retry_initial_seconds: float = 10
+    retry_max_seconds: float = 43200
+    workers: int = 3                 # uploads under way at once, over all accounts
+    per_account: int = 1             # uploads under way at once in one account
+    cap_probe_seconds: float = 1800  # after TikTok refused at a cap: how often to ask again
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -130,6 +135,10 @@ class Settings:
         """The zone people read and write times in: ``timezone``, else $TZ, else the system's."""
         return zones.resolve(self.timezone)
 
+    def daily_cap(self, mode: str) -> int:
+        """TikTok's cap per 24 h the scheduler plans with for an account of ``mode`` (0: none)."""
+        return self.tiktok.posts_per_day if mode == "direct" else self.tiktok.drafts_per_day
+
     def account(self, name: str) -> AccountSettings:
         """Given an account name, return its settings; raise UsageError naming the known ones if absent."""
         for account in self.accounts:
@@ -150,6 +159,7 @@ _TIKTOK: _Spec = {
     "api_base_url": ("api_base_url", cv.url), "redirect_uri": ("redirect_uri", cv.url),
     "init_per_minute": ("init_per_minute", cv.rate), "status_per_minute": ("status_per_minute", cv.rate),
     "creator_info_per_minute": ("creator_info_per_minute", cv.rate),
+    "drafts_per_day": ("drafts_per_day", cv.rate), "posts_per_day": ("posts_per_day", cv.rate),
     "timeout_seconds": ("timeout_seconds", cv.seconds()),
     "refresh_margin_seconds": ("refresh_margin_seconds", cv.seconds(allow_zero=True)),
     "refresh_warn_days": ("refresh_warn_days", cv.days)}
@@ -161,7 +171,8 @@ _UPLOAD: _Spec = {
     "chunk_size": ("chunk_size", cv.whole(MIN_CHUNK, MAX_CHUNK, "a number of bytes")),
     "status_poll_seconds": ("status_poll_seconds", cv.seconds()),
     "max_attempts": ("max_attempts", cv.whole(1)), "retry_initial": ("retry_initial_seconds", cv.seconds()),
-    "retry_max": ("retry_max_seconds", cv.seconds())}
+    "retry_max": ("retry_max_seconds", cv.seconds()), "workers": ("workers", cv.whole(1)),
+    "per_account": ("per_account", cv.whole(1)), "cap_probe": ("cap_probe_seconds", cv.seconds())}
 _MEDIA_HOST: _Spec = {"url_prefix": ("url_prefix", cv.url_prefix), "serve": ("serve", cv.listen),
                       "publish_dir": None}
 _PHOTOS: _Spec = {"convert": ("convert", cv.flag)}

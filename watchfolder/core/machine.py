@@ -35,6 +35,7 @@ WAIT_TEXT = {
     "cannot_read": "cannot read: permission denied",
     "settling": "the file changed; waiting until it stops changing",
     "paused": "the account is paused",
+    "paused_by_you": "paused by you",
     "sign_in": "sign in again",
 }
 
@@ -44,8 +45,9 @@ class RetryPolicy:
     """The per-item budget for transient failures."""
 
     max_attempts: int = 8
-    initial_seconds: float = 300.0
-    max_seconds: float = 21600.0
+    initial_seconds: float = 10.0
+    max_seconds: float = 43200.0
+    span_seconds: float = DAY    # the tries of one budget spread over about this long
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -67,6 +69,7 @@ class Decision:
     pause_account: bool = False
     reauth: bool = False
     budget_spent: bool = False
+    streak: int = 0
 
 
 class Step(enum.StrEnum):
@@ -135,11 +138,44 @@ def after_status(status: str, mode: Mode) -> StatusVerdict:
 def backoff_seconds(attempt: int, policy: RetryPolicy, jitter: float = 1.0) -> float:
     """Given the attempt number (1 = first failure), return the wait before the next try.
 
-    Exponential from ``initial_seconds``, capped at ``max_seconds``; ``jitter`` (e.g. 0.8–1.2) spreads
-    retries of many items so they do not come back at the same second.
+    The first wait is ``initial_seconds``; each next one is ``growth(policy)`` times longer, capped at
+    ``max_seconds``, so the ``max_attempts`` tries of a budget span about ``span_seconds``. ``jitter``
+    (e.g. 0.7–1.0) spreads retries of many items so they do not come back at the same second.
     """
-    base = policy.initial_seconds * 2.0 ** max(0, attempt - 1)
-    return min(base, policy.max_seconds) * jitter
+    wait = policy.initial_seconds
+    factor = growth(policy)
+    for _ in range(max(0, attempt - 1)):
+        if wait >= policy.max_seconds:
+            break
+        wait *= factor
+    return min(wait, policy.max_seconds) * jitter
+
+
+def growth(policy: RetryPolicy) -> float:
+    """The factor between two backoff waits that makes the waits of one budget (``max_attempts - 1`` of
+    them, each capped at ``max_seconds``) add up to about ``span_seconds``; at least 2."""
+    waits = policy.max_attempts - 1
+    if waits <= 1 or policy.initial_seconds <= 0:
+        return 2.0
+
+    def span(factor: float) -> float:
+        total, wait = 0.0, policy.initial_seconds
+        for _ in range(waits):
+            total += min(wait, policy.max_seconds)
+            if total >= policy.span_seconds:
+                break
+            wait = min(wait * factor, policy.max_seconds)
+        return total
+
+    low, high = 2.0, 1000.0
+    if span(low) >= policy.span_seconds:
+        return low
+    if span(high) < policy.span_seconds:
+        return high
+    for _ in range(60):
+        middle = (low + high) / 2
+        low, high = (middle, high) if span(middle) < policy.span_seconds else (low, middle)
+    return high
 
 
 def next_probe(previous: float | None) -> float:
@@ -147,6 +183,15 @@ def next_probe(previous: float | None) -> float:
     if not previous:
         return PROBE_FIRST
     return min(previous * 2, PROBE_MAX)
+
+
+def cap_frees_at(sent: Sequence[float], cap: int, now: float) -> float | None:
+    """Given the times drafts (or posts) were sent, when one more fits TikTok's ``cap`` per 24 h: None
+    when it fits now, else the time the oldest of the last ``cap`` is a day old."""
+    recent = sorted(t for t in sent if t > now - DAY)
+    if cap <= 0 or len(recent) < cap:
+        return None
+    return recent[len(recent) - cap] + DAY
 
 
 def rate_allows_at(times: Sequence[float], limit: int, now: float, window: float = WINDOW) -> float:
@@ -181,10 +226,14 @@ def decide(
     retry_at: float | None = None,
     probe_seconds: float | None = None,
     post_times: Sequence[float] = (),
+    streak: int | None = None,
+    cap_probe: float | None = None,
 ) -> Decision:
     """Given a refusal's policy (action, scope, wait kind) and the item's history, return the Decision.
 
-    Waits never spend the retry budget; transient failures do, and the last one fails the item.
+    Waits never spend the retry budget; transient failures do, and the last one fails the item. The
+    backoff grows with ``streak``, the transient failures in a row since the item last made progress
+    (``attempts`` when not given), so one failure at each step of a trip is retried soon each time.
     """
     if action is Action.RETRY:
         if wait == "rate_limit":
@@ -192,11 +241,19 @@ def decide(
         spent = attempts + 1
         if spent >= policy.max_attempts:
             return Decision(State.FAILED, attempts=spent, budget_spent=True)
-        return Decision(State.WAITING, now + backoff_seconds(spent, policy, jitter), "backoff", spent)
+        step = spent if streak is None else streak + 1
+        return Decision(State.WAITING, now + backoff_seconds(step, policy, jitter), "backoff", spent, streak=step)
     if action is Action.WAIT:
         if wait == "daily_posts":
             until = retry_at or daily_posts_wait(post_times, now)
+            if cap_probe and not [t for t in post_times if t > now - DAY]:
+                until = retry_at or now + cap_probe   # nothing in the ledger frees: ask again in a while
             return Decision(State.WAITING, until, wait, attempts, account_wait_until=until)
+        if wait == "pending_share" and cap_probe:
+            # The creator frees a slot by posting a draft in the app, at any time: ask again every so often.
+            until = retry_at or now + cap_probe
+            return Decision(State.WAITING, until, wait, attempts, account_wait_until=until,
+                            account_probe_seconds=cap_probe)
         probe = next_probe(probe_seconds)
         until = retry_at or now + probe
         if scope == "app":
@@ -207,7 +264,7 @@ def decide(
     if action is Action.REFRESH:
         # A second access_token_invalid right after a refresh: treat as a transient failure.
         return decide(action=Action.RETRY, scope=scope, wait=None, attempts=attempts, now=now, policy=policy,
-                      jitter=jitter)
+                      jitter=jitter, streak=streak)
     if action is Action.PAUSE:
         probe = next_probe(probe_seconds)
         if scope == "app":

@@ -28,6 +28,7 @@ class Outcomes:
     clock: Callable[[], float]
     jitter: Callable[[], float]
     retry_policy: machine.RetryPolicy
+    cap_probe: float | None = None
 
     # ---- when TikTok says no -------------------------------------------------------------------
 
@@ -44,6 +45,7 @@ class Outcomes:
             retry_at=exc.retry_at.timestamp() if exc.retry_at else None,
             probe_seconds=account_state.probe_seconds,
             post_times=self.store.ledger_times(item.account, "post", now - machine.DAY),
+            streak=item.retry_streak, cap_probe=self.cap_probe,
         )
         log.warning("tiktok_refused", code=exc.code, action=str(action), log_id=exc.log_id,
                     http_status=exc.http_status, decision=str(decision.item_state), attempts=decision.attempts)
@@ -66,8 +68,9 @@ class Outcomes:
                 message = (f"gave up after {decision.attempts} attempts; the last failure: "
                            f"{exc.code}: {exc.message}")
             return self._fail(item, exc.code, message, log, log_id=exc.log_id, attempts=decision.attempts)
+        streak: dict[str, Any] = {"retry_streak": decision.streak} if decision.streak else {}
         return self._park(item, decision.next_attempt_at, decision.wait_reason, log, attempts=decision.attempts,
-                          detail=exc.advice or exc.message)
+                          detail=exc.advice or exc.message, **streak)
 
     def _reinit(self, item: Item, why: str, log: Logger) -> Item:
         """Abandon the current upload task and start again with a new init (recorded as such)."""

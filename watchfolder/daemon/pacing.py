@@ -14,10 +14,11 @@ SHORT_WAIT = 5.0   # waits up to this long are slept through; longer ones park t
 class Parked(Exception):
     """The call does not fit the window now: park the item until ``until``."""
 
-    def __init__(self, until: float, reason: str) -> None:
+    def __init__(self, until: float | None, reason: str, detail: str | None = None) -> None:
         super().__init__(f"{reason} until {until}")
         self.until = until
         self.reason = reason
+        self.detail = detail
 
 
 class Stopped(Exception):

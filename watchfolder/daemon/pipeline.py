@@ -28,12 +28,15 @@ from watchfolder.daemon.publisher import Publisher
 from watchfolder.intake import entries, settle
 from watchfolder.intake.intake import resolve_post_settings
 from watchfolder.logs import Logger
-from watchfolder.openfile import NotTheFile, what_is
+from watchfolder.openfile import NotTheFile, OpenMedia, what_is
+from watchfolder.store import schedule
 from watchfolder.store.store import Store
 from watchfolder.tiktok import codes
 
 DISK_RETRY_SECONDS = 30.0    # a move refused by the disk (full, read-only) is tried again after this
 UNAVAILABLE_RECHECK = 60.0   # an item whose inbox is away or whose file cannot be read is tried again after this
+CHUNK_RETRY_SECONDS = (1.0, 2.0, 4.0)   # a chunk PUT that failed for a moment is sent again after these waits …
+CHUNK_URL_MARGIN = 30.0      # … while its upload URL stays valid this long after; then the item backs off
 
 
 class Pipeline(Outcomes):
@@ -41,7 +44,7 @@ class Pipeline(Outcomes):
 
     def __init__(self, *, settings: Settings, store: Store, publisher: Publisher, pacer: Pacer,
                  clock: Callable[[], float], stop: threading.Event, log: Logger,
-                 jitter: Callable[[], float] = lambda: random.uniform(0.8, 1.2)) -> None:
+                 jitter: Callable[[], float] = lambda: random.uniform(0.7, 1.0)) -> None:
         self.settings = settings
         self.store = store
         self.publisher = publisher
@@ -50,6 +53,7 @@ class Pipeline(Outcomes):
         self.stop = stop
         self.log = log
         self.jitter = jitter
+        self.cap_probe = settings.upload.cap_probe_seconds
         self.retry_policy = machine.RetryPolicy(settings.upload.max_attempts, settings.upload.retry_initial_seconds,
                                                 settings.upload.retry_max_seconds)
         # The item's file, opened once per trip without following links and proven to be the one taken
@@ -76,6 +80,8 @@ class Pipeline(Outcomes):
                 item = self._settle_in_processing(item, log)
             refreshed = False
             while not item.state.finished and item.state not in (State.QUEUED, State.WAITING):
+                if item.state is State.PROCESSING and (item.next_attempt_at or 0) > self.clock():
+                    break   # TikTok is processing it: the poller asks at next_attempt_at; this worker is free
                 try:
                     item = self._advance(item, account, log)
                 except TikTokError as exc:
@@ -88,7 +94,7 @@ class Pipeline(Outcomes):
             log.info("worker_stopped", state=str(self.store.get(item.id).state))
             return self.store.get(item.id)
         except Parked as parked:
-            item = self._park(self.store.get(item.id), parked.until, parked.reason, log)
+            item = self._park(self.store.get(item.id), parked.until, parked.reason, log, detail=parked.detail)
         except AuthError as exc:
             item = self._reauth(self.store.get(item.id), exc, log)
         except TikTokError as exc:
@@ -222,7 +228,7 @@ class Pipeline(Outcomes):
         if step is machine.Step.UPLOAD:
             return self._upload(item, log)
         if step is machine.Step.HANDED_OVER:
-            return self.store.apply(item, Event.UPLOADED, now=self.clock())
+            return self._sent(item)
         if step is machine.Step.POLL:
             return self._poll(item, account, log)
         raise StoreError(f"item {item.id} is {item.state}: nothing to advance ({step})")
@@ -247,6 +253,7 @@ class Pipeline(Outcomes):
         if Kind(item.kind) is Kind.VIDEO:
             creator.check_length(self.store, self.publisher, self.settings, item, account, self.clock(), log,
                                  media=media)
+        self._check_hold(item)   # a pause, or a cap the ledger says is full: this init is not sent
         self.pacer.take(item.account, "init")
         item = self.store.apply(item, Event.INIT_SENT, now=self.clock(), init_started_at=self.clock(),
                                 init_count=item.init_count + 1)
@@ -275,9 +282,10 @@ class Pipeline(Outcomes):
             # No usable token, so no init went out: nothing to call orphaned when the account resumes.
             self.store.update(item.id, now=self.clock(), init_started_at=None)
             raise
-        item = self.store.apply(item, Event.INIT_ANSWERED, now=self.clock(), **result)
+        item = self.store.apply(item, Event.INIT_ANSWERED, now=self.clock(), retry_streak=0, **result)
         held = self.store.account_state(item.account)
-        if held.wait_until or held.probe_seconds or (held.paused_code and held.paused_code != "sign_in"):
+        if held.wait_until or held.probe_seconds or (held.paused_code and held.paused_code not in (
+                "sign_in", schedule.USER_PAUSE)):
             # TikTok took an init again: whatever cap or pause held the account is over.
             self.store.set_account_state(item.account, wait_until=None, wait_reason=None, wait_code=None,
                                          probe_seconds=None, paused_code=None, paused_message=None)
@@ -289,7 +297,7 @@ class Pipeline(Outcomes):
             if item.state is State.WAITING:
                 return item
         if item.upload_url is None:
-            return self.store.apply(item, Event.UPLOADED, now=self.clock())
+            return self._sent(item)
         return item
 
     def _lost_init(self, item: Item, account: AccountSettings, log: Logger) -> Item:
@@ -344,11 +352,14 @@ class Pipeline(Outcomes):
         for first, last in self.publisher.remaining_ranges(item):
             if self.stop.is_set():
                 raise Stopped
+            if self.store.account_state(item.account).paused_code == schedule.USER_PAUSE:
+                # Paused by the user: stop at this chunk boundary; `resume` continues from this byte.
+                raise Parked(None, "paused_by_you")
             if self.file.changed(item, path):
                 return self._new_content(item, path, log)
             assert self.file.media is not None  # changed() opened it
             try:
-                ack = self.publisher.put_chunk(item, self.file.media, first, last)
+                ack = self._put_chunk(item, self.file.media, first, last, log)
             except MediaError as exc:
                 if exc.code != "file_changed":
                     raise
@@ -363,7 +374,7 @@ class Pipeline(Outcomes):
                                     detail=f"server had {resume} bytes, we had {item.uploaded_bytes}")
                     return self.store.update(item.id, now=self.clock(), uploaded_bytes=resume)
                 raise
-            item = self.store.update(item.id, now=self.clock(), uploaded_bytes=ack.next_offset)
+            item = self.store.update(item.id, now=self.clock(), uploaded_bytes=ack.next_offset, retry_streak=0)
             if ack.next_offset >= next_report or ack.complete:
                 log.info("upload_progress", percent=int(100 * ack.next_offset / max(1, item.size)),
                          bytes=ack.next_offset, total=item.size)
@@ -375,7 +386,38 @@ class Pipeline(Outcomes):
             log.warning("file_changed_after_upload")
             self.store.note(item.id, "file_changed", now=self.clock(),
                             detail="the file changed after its last chunk was sent; TikTok has the earlier bytes")
-        return self.store.apply(item, Event.UPLOADED, now=self.clock(), uploaded_bytes=item.size)
+        return self._sent(item, uploaded_bytes=item.size)
+
+    def _check_hold(self, item: Item) -> None:
+        """Raise Parked when the account is paused or the ledger says its cap is full."""
+        mode = str(self.settings.account(item.account).mode)
+        hold = schedule.account_hold(self.store, item.account, mode, self.clock(), cap=self.settings.daily_cap(mode))
+        if hold is not None and hold.reason in ("paused_by_you", "pending_share", "daily_posts"):
+            raise Parked(hold.until, hold.reason, hold.detail)
+
+    def _sent(self, item: Item, **fields: Any) -> Item:
+        """TikTok holds every byte (or pulls the media itself): the item awaits its processing, and the
+        poller asks about it after ``upload.status_poll_seconds``."""
+        now = self.clock()
+        return self.store.apply(item, Event.UPLOADED, now=now,
+                                next_attempt_at=now + self.settings.upload.status_poll_seconds, **fields)
+
+    def _put_chunk(self, item: Item, media: OpenMedia, first: int, last: int, log: Logger) -> Any:
+        """Send one chunk; a transient failure (5xx, a dropped connection) is sent again within seconds
+        while the upload URL is valid, before the item backs off as a whole."""
+        for wait in (*CHUNK_RETRY_SECONDS, None):
+            try:
+                return self.publisher.put_chunk(item, media, first, last)
+            except TikTokError as exc:
+                if wait is None or exc.action is not Action.RETRY or exc.code == "range_mismatch":
+                    raise
+                expires = item.upload_expires_at
+                if expires is not None and self.clock() + wait + CHUNK_URL_MARGIN >= expires:
+                    raise
+                log.warning("chunk_retry", code=exc.code, first=first, retry_in_seconds=wait)
+                if self.stop.wait(wait):
+                    raise Stopped from None
+        raise AssertionError("unreachable")
 
     def _new_content(self, item: Item, path: Path, log: Logger) -> Item:
         """The file changed (or went) during its upload: abandon TikTok's task (it never gets the rest, so
@@ -402,9 +444,13 @@ class Pipeline(Outcomes):
                           sha256=None)
 
     def _poll(self, item: Item, account: AccountSettings, log: Logger) -> Item:
-        self.pacer.take(item.account, "status")
+        try:
+            self.pacer.take(item.account, "status")
+        except Parked as parked:
+            # The account's status calls are spent for this minute: ask when the window has room.
+            return self.store.update(item.id, now=self.clock(), next_attempt_at=parked.until or self.clock())
         status = self.publisher.status(item)
-        fields: dict[str, Any] = {"status": status.status, "post_ids": list(status.post_ids)}
+        fields: dict[str, Any] = {"status": status.status, "post_ids": list(status.post_ids), "retry_streak": 0}
         verdict = machine.after_status(status.status, Mode(account.mode))
         if verdict is machine.StatusVerdict.FAILED:
             reason = status.fail_reason or "unknown"
@@ -424,10 +470,9 @@ class Pipeline(Outcomes):
             return item
         if status.status != item.status:
             self.store.note(item.id, "tiktok_status", now=self.clock(), detail=status.status)
-        item = self.store.update(item.id, now=self.clock(), **fields)
-        if self.stop.wait(self.settings.upload.status_poll_seconds):
-            raise Stopped
-        return item
+        now = self.clock()
+        return self.store.update(item.id, now=now, next_attempt_at=now + self.settings.upload.status_poll_seconds,
+                                 **fields)
 
 
 __all__ = ["Pipeline", "Stopped"]

@@ -1,11 +1,22 @@
-"""What runs next: each account's next due item, on a small worker pool, one item per account at a time.
+"""What runs next: uploads on a small worker pool, and one paced poller for everything TikTok is processing.
 
-The main loop calls ``step(now)`` on every pass. It collects finished workers, then, unless TikTok
-asked the whole app to wait, starts a worker for each idle account that is not paused or waiting and
-has an item due (``Store.next_due``). A worker builds its own pipeline (store connection, HTTP
-sessions) once per thread. A worker that dies of an exception the pipeline did not handle holds its
-item back, doubling the wait from one crash to the next, so a bug or a damaged database gives a
-crash now and then, not several a second; ``status`` shows the item's next try and why.
+The main loop calls ``step(now)`` on every pass. It collects finished work, then, unless TikTok
+asked the whole app to wait:
+
+- the upload lane: for each account that is not paused or waiting, while a global slot
+  (``upload.workers``) and one of the account's (``upload.per_account``) are free, it starts a
+  worker on the account's next due item (``schedule.due_uploads``). Accounts take turns: each pass
+  starts with the account after the one served first last time, so no account starves another.
+  A worker's trip ends once TikTok holds every byte: the item stays ``processing`` with its next
+  status check in ``next_attempt_at``, and the worker is free for the next upload.
+- the poll lane: one thread asks TikTok about every processing item whose check is due
+  (``schedule.due_polls``), one status call each, paced by the ledger (``tiktok.status_per_minute``).
+
+A worker builds its own pipeline (store connection, HTTP sessions) once per thread. A worker that
+dies of an exception the pipeline did not handle holds its item back, doubling the wait from one
+crash to the next, so a bug or a damaged database gives a crash now and then, not several a second;
+``status`` shows the item's next try and why. ``next_wakeup`` tells the main loop when something
+falls due, so it sleeps until then (or until a worker finishes, or a file arrives).
 """
 
 from __future__ import annotations
@@ -21,11 +32,10 @@ from watchfolder.core.errors import StoreError
 from watchfolder.daemon.pipeline import Pipeline
 from watchfolder.daemon.stopping import StopEvent
 from watchfolder.logs import Logger
-from watchfolder.store import queries
+from watchfolder.store import queries, schedule
 from watchfolder.store.store import Store
 from watchfolder.tiktok.tokens import TokenStore
 
-MAX_WORKERS = 4
 FIRST_CRASH_HOLD = 30.0   # seconds an item waits after its worker crashed (at most upload.retry_initial)
 
 
@@ -34,6 +44,10 @@ class Schedule(Protocol):
 
     def step(self, now: float) -> None:
         """Collect finished work and start what is due; called on every pass of the main loop."""
+        ...
+
+    def next_wakeup(self, now: float) -> float | None:
+        """When the next item or account wait falls due (None: nothing is scheduled)."""
         ...
 
     def shutdown(self) -> None:
@@ -56,46 +70,91 @@ class Scheduler:
         self.make_pipeline = make_pipeline
         self.stop = stop
         self.log = log
-        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=min(MAX_WORKERS, len(settings.accounts)),
-                                                          thread_name_prefix="upload")
-        self.active: dict[str, tuple[int, concurrent.futures.Future[None]]] = {}
+        self.accounts = [account.name for account in settings.accounts]
+        self.modes = {account.name: str(account.mode) for account in settings.accounts}
+        self.workers = settings.upload.workers
+        self.per_account = settings.upload.per_account
+        self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="upload")
+        self.poller = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="poll")
+        self.uploads: dict[int, tuple[str, concurrent.futures.Future[None]]] = {}   # item id → account, work
+        self.polls: dict[int, tuple[str, concurrent.futures.Future[None]]] = {}
         self.crashes: dict[int, int] = {}           # item id → crashes in a row
         self.held: dict[int, float] = {}            # item id → not before (also in the store when it takes writes)
         self._ended: list[int] = []
+        self.turn = 0                               # the account served first on the next pass
         self._local = threading.local()
 
     # ---- the main loop's side ------------------------------------------------------------------
 
     def step(self, now: float) -> None:
-        self._reap(now)
+        self._reap(self.uploads, now)
+        self._reap(self.polls, now)
+        # What TikTok is processing is asked about whatever holds new uploads back (caps, pauses).
+        if self.accounts:
+            for item in schedule.due_polls(self.store, self.accounts, now, self.polls.keys() | self.uploads.keys()):
+                if self.held.get(item.id, 0) > now:
+                    continue
+                future = self.poller.submit(self._work, item.id)
+                self.polls[item.id] = (item.account, future)
+                future.add_done_callback(self._worker_done)
         app_wait = self.store.runtime("app_wait")
         if app_wait and app_wait[0].get("until", 0) > now:
             return
-        for account in self.settings.accounts:
-            name = account.name
-            if name in self.active or not self._account_ready(name, now):
+        self._start_uploads([name for name in self._in_turn() if self._account_ready(name, now)], now)
+
+    def _in_turn(self) -> list[str]:
+        names = self.accounts
+        start = self.turn % len(names) if names else 0
+        return names[start:] + names[:start]
+
+    def _start_uploads(self, ready: list[str], now: float) -> None:
+        busy: dict[str, int] = {}
+        for account, _future in self.uploads.values():
+            busy[account] = busy.get(account, 0) + 1
+        served_first: str | None = None
+        for name in ready:
+            free = min(self.per_account - busy.get(name, 0), self.workers - len(self.uploads))
+            if free <= 0:
                 continue
-            item = self.store.next_due(name, now)
-            if item is None or self.held.get(item.id, 0) > now:
-                continue
-            future = self.pool.submit(self._work, item.id)
-            self.active[name] = (item.id, future)
-            future.add_done_callback(self._worker_done)
+            exclude = self.uploads.keys() | self.polls.keys() | {i for i, t in self.held.items() if t > now}
+            for item in schedule.due_uploads(self.store, name, now, exclude, free):
+                future = self.pool.submit(self._work, item.id)
+                self.uploads[item.id] = (name, future)
+                future.add_done_callback(self._worker_done)
+                served_first = served_first or name
+        if served_first is not None:
+            self.turn = self.accounts.index(served_first) + 1
+
+    def next_wakeup(self, now: float) -> float | None:
+        """The earliest future time an item's next try or an account's wait falls due."""
+        times = [schedule.next_due_at(self.store, self.accounts, now)] if self.accounts else []
+        for name in self.accounts:
+            hold = schedule.account_hold(self.store, name, self.modes[name], now,
+                                         cap=self.settings.daily_cap(self.modes[name]))
+            times.append(hold.until if hold is not None else None)
+        times += [until for until in self.held.values() if until > now]
+        app_wait = self.store.runtime("app_wait")
+        if app_wait and app_wait[0].get("until", 0) > now:
+            times.append(float(app_wait[0]["until"]))
+        due = [t for t in times if t is not None]
+        return min(due) if due else None
 
     def shutdown(self) -> None:
         """Let every worker checkpoint and return (the stop flag is set); start no new one."""
         self.pool.shutdown(wait=True, cancel_futures=True)
-        self.active.clear()
+        self.poller.shutdown(wait=True, cancel_futures=True)
+        self.uploads.clear()
+        self.polls.clear()
 
     def ended(self) -> list[int]:
         ended, self._ended = self._ended, []
         return ended
 
-    def _reap(self, now: float) -> None:
-        for account, (item_id, future) in list(self.active.items()):
+    def _reap(self, running: dict[int, tuple[str, concurrent.futures.Future[None]]], now: float) -> None:
+        for item_id, (account, future) in list(running.items()):
             if not future.done():
                 continue
-            del self.active[account]
+            del running[item_id]
             self._ended.append(item_id)
             error = None if future.cancelled() else future.exception()
             if error is None:
@@ -108,7 +167,8 @@ class Scheduler:
         count = self.crashes.get(item_id, 0) + 1
         self.crashes[item_id] = count
         upload = self.settings.upload
-        delay = min(min(FIRST_CRASH_HOLD, upload.retry_initial_seconds) * 2 ** (count - 1), upload.retry_max_seconds)
+        delay = min(min(FIRST_CRASH_HOLD, upload.retry_initial_seconds) * 2 ** min(count - 1, 30),
+                    upload.retry_max_seconds)
         until = now + delay
         self.held[item_id] = until
         what = f"{type(error).__name__}: {error}"
@@ -122,7 +182,7 @@ class Scheduler:
 
     def _worker_done(self, future: concurrent.futures.Future[None]) -> None:
         """Wake the main loop when a worker has finished its item. A crashed worker waits for the next
-        tick instead: a bug that crashes every item must not become a busy loop."""
+        due time instead: a bug that crashes every item must not become a busy loop."""
         if not future.cancelled() and future.exception() is None:
             self.stop.wake.set()
 
@@ -135,8 +195,9 @@ class Scheduler:
             self.store.set_account_state(account, paused_code=None, paused_message=None, paused_tokens_at=None)
             self.log.info("account_resumed", account=account, reason="new tokens")
             queries.clear_sign_in_waits(self.store, account, now)
-            return True
-        return not (state.wait_until and state.wait_until > now)
+            state = self.store.account_state(account)
+        return schedule.account_hold(self.store, account, self.modes[account], now, state=state,
+                                     cap=self.settings.daily_cap(self.modes[account])) is None
 
     # ---- a worker thread's side ----------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from watchfolder.core.model import Item, State
 from watchfolder.core.text import display_name, iso, printable
 from watchfolder.ops import progress
 from watchfolder.ops.notify import post_url
-from watchfolder.store import queries
+from watchfolder.store import queries, schedule
 from watchfolder.store.queries import OPEN_STATES, Reader
 from watchfolder.store.store import AccountState, Store
 from watchfolder.tiktok import codes
@@ -104,17 +104,33 @@ def item_row(item: Item, now: float, zone: datetime.tzinfo | None = None,
 
 
 def _account_note(account: str, state: AccountState, now: float, zone: datetime.tzinfo,
-                  token_problem: str | None = None) -> str:
+                  token_problem: str | None = None, hold: schedule.Hold | None = None) -> str:
     if state.paused_code == "sign_in":
         why = token_problem or state.paused_message
         return f"paused: sign in again: {why}" if why else f"paused: sign in again: watchfolder auth login {account}"
     if token_problem:
         return f"sign in again: {token_problem}"
+    if state.paused_code == schedule.USER_PAUSE:
+        return f"paused by you (watchfolder resume {account})"
     if state.paused_code:
         return f"paused: {state.paused_message or state.paused_code}; next try {_local(state.wait_until, zone)}"
     if state.wait_until and state.wait_until > now:
         return f"waiting: {machine.wait_text(state.wait_reason)}; next try {_local(state.wait_until, zone)}"
+    if hold is not None:
+        return f"waiting: {machine.wait_text(hold.reason)}; next try {_local(hold.until, zone)}"
     return "ok"
+
+
+def held_row(row: dict[str, Any], item: Item, hold: schedule.Hold | None, zone: datetime.tzinfo) -> dict[str, Any]:
+    """An item that waits its turn while its account is held shows the account's reason and next try,
+    never a bare "queued"; a later ``publish_at`` or a lost sign-in of its own stays."""
+    if hold is None or item.state not in (State.QUEUED, State.WAITING) \
+            or item.wait_reason in ("publish_at", "sign_in"):
+        return row
+    until = max(filter(None, (hold.until, item.next_attempt_at)), default=None) if hold.until else None
+    when = f"; next try {_local(until, zone)}" if until else ""
+    return {**row, "wait_reason": hold.reason, "detail": hold.detail, "next_attempt_at": iso(until),
+            "summary": f"waiting: {hold.detail}{when}"}
 
 
 def account_rows(settings: Settings, store: Store, now: float) -> list[dict[str, Any]]:
@@ -134,9 +150,12 @@ def account_rows(settings: Settings, store: Store, now: float) -> list[dict[str,
             held, token_problem = None, exc.message
         direct = str(account.mode) == "direct"
         sent_24h = queries.ledger_count(store, name, "post" if direct else "draft", now - 86400)
-        cap = machine.DAILY_POST_CAP if direct else machine.PENDING_DRAFT_CAP
+        cap = settings.daily_cap(str(account.mode)) or (machine.DAILY_POST_CAP if direct else machine.PENDING_DRAFT_CAP)
+        hold = schedule.account_hold(store, name, str(account.mode), now, state=state,
+                                     cap=settings.daily_cap(str(account.mode)))
         rows.append({
-            "account": name, "mode": str(account.mode), "note": _account_note(name, state, now, zone, token_problem),
+            "account": name, "mode": str(account.mode),
+            "note": _account_note(name, state, now, zone, token_problem, hold),
             "queued": counts[(name, "queued")], "waiting": counts[(name, "waiting")],
             "uploading": counts[(name, "uploading")], "processing": counts[(name, "processing")],
             "done_today": today[(name, "done")], "failed_today": today[(name, "failed")],
@@ -193,11 +212,13 @@ def _collect(settings: Settings, store: Store, now: float, queue_limit: int | No
                    for item in queries.open_items(store, [name], (State.QUEUED, State.WAITING), queue_limit)]
         unfinished = sorted(moving + waiting, key=lambda item: (item.detected_at, item.id))
     shown = unfinished + queries.recently_finished(store, names, now - 86400, RECENT)
+    holds = {a.name: schedule.account_hold(store, a.name, str(a.mode), now, cap=settings.daily_cap(str(a.mode)))
+             for a in settings.accounts}
     zone = settings.zone()
     return {
         "daemon": daemon,
         "accounts": account_rows(settings, store, now),
-        "items": [item_row(i, now, zone, _entered(store, i)) for i in shown],
+        "items": [held_row(item_row(i, now, zone, _entered(store, i)), i, holds.get(i.account), zone) for i in shown],
         "notices": live[0].get("notices", []) if live else [],
     }
 

@@ -96,6 +96,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE items DROP COLUMN budget_reset_at;
     CREATE INDEX ledger_age ON ledger(at);
     """,
+    # 4: the transient failures in a row since the item last made progress (the backoff's step; the
+    # budget, ``attempts``, counts them all)
+    """
+    ALTER TABLE items ADD COLUMN retry_streak INTEGER NOT NULL DEFAULT 0
+    """,
 )
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:

@@ -1,0 +1,72 @@
+"""The timing promises of interface.md, on the emulator with the shipped retry defaults."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from tests.emulator_fixture import running_emulator
+from tests.harness import Rig, wait_for
+from tests.test_scheduler import make_videos
+from watchfolder.emulator.clock import OffsetClock
+from watchfolder.ops import report
+
+DEFAULT_RETRIES = {"upload.retry_initial": "10s", "upload.retry_max": "12h"}
+
+
+def test_one_500_on_the_init_a_chunk_and_a_status_call_still_ends_done_within_30_s(make_rig, tmp_path):
+    rig: Rig = make_rig(overrides={**DEFAULT_RETRIES, "upload.chunk_size": 5_242_880})
+    emulator = rig.emulator
+    emulator.faults.fail_next("inbox_init", kind="5xx")
+    emulator.faults.fail_next("upload", kind="5xx")
+    emulator.faults.fail_next("status", kind="5xx")
+    (source,) = make_videos(tmp_path / "src", 1, size=11_000_000)
+    rig.start()
+    started = time.monotonic()
+    rig.drop("alice", source.name, source)
+    sidecar = rig.wait_sidecar("alice", source.name, timeout=30)
+    took = time.monotonic() - started
+    assert sidecar["result"] == "done" and took < 30
+    assert not any(emulator.faults.pending().values()), "every injected fault was met"
+    assert os.listdir(rig.folder("alice", "failed")) == []
+    puts = [r for r in emulator.records.requests if r.endpoint == "upload"]
+    assert [r.http_status for r in puts][:2] == [500, 206]   # the failed chunk went again, no new init
+    assert len([r for r in emulator.records.requests if r.endpoint == "inbox_init" and r.http_status == 200]) == 1
+
+
+def test_four_videos_with_15_s_of_processing_each_are_done_in_well_under_a_minute(tmp_path):
+    with running_emulator(clock=OffsetClock(), processing_seconds=15) as emulator:
+        rig = Rig(tmp_path / "rig", emulator, overrides={"upload.status_poll_seconds": 3,
+                                                         "tiktok.status_per_minute": 30})
+        sources = make_videos(tmp_path / "src", 4)
+        rig.start()
+        started = time.monotonic()
+        for path in sources:
+            rig.drop("alice", path.name, path)
+        for path in sources:
+            rig.wait_sidecar("alice", path.name, timeout=60)
+        took = time.monotonic() - started
+        rig.stop()
+    assert took < 30, f"four items took {took:.1f} s: TikTok's processing of each must overlap the next upload"
+
+
+def test_six_accounts_with_items_in_processing_never_stop_a_seventh_from_uploading(tmp_path):
+    names = [f"acct{index}" for index in range(7)]
+    with running_emulator(clock=OffsetClock(), processing_seconds=40) as emulator:
+        rig = Rig(tmp_path / "rig", emulator, accounts={name: {"mode": "inbox"} for name in names},
+                  overrides={"upload.status_poll_seconds": 3, "tiktok.status_per_minute": 30})
+        rig.start()
+        for name in names[:6]:
+            for path in make_videos(tmp_path / name, 2, prefix=name):
+                rig.drop(name, path.name, path)
+        wait_for(lambda: _states(rig, names[:6]).count("processing") >= 6, 30, what="six accounts processing")
+        (late,) = make_videos(tmp_path / "late", 1, prefix="late")
+        rig.drop(names[6], late.name, late)
+        wait_for(lambda: _states(rig, names[6:]) == ["processing"], 15, what="the seventh account's upload")
+        assert _states(rig, names[:6]).count("processing") >= 6, "the others are still in TikTok's processing"
+        rig.stop()
+
+
+def _states(rig: Rig, accounts: list[str]) -> list[str]:
+    data = report.collect(rig.settings, rig.emulator.clock.now())
+    return [item["state"] for item in data["items"] if item["account"] in accounts]
