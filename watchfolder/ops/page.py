@@ -119,7 +119,8 @@ def account_section(acc: Mapping[str, Any], items: list[Mapping[str, Any]], zone
     by_state: dict[str, list[Mapping[str, Any]]] = {}
     for row in items:
         by_state.setdefault(str(row["state"]), []).append(row)
-    uploading = [[item_link(r), f'<progress max="100" value="{int(r["percent"])}"></progress> {int(r["percent"])}%',
+    uploading = [[item_link(r), f'<progress max="100" value="{int(r["percent"])}" aria-label="{esc(r["name"])}: '
+                  f'{int(r["percent"])}% sent"></progress> {int(r["percent"])}%',
                   esc(_speed(r)), esc(_eta(r))] for r in by_state.get("uploading", [])]
     processing = [[item_link(r), esc(r["summary"])] for r in by_state.get("processing", [])]
     queue = [[item_link(r), esc(r["state"]), _why(r), esc(local(r.get("next_attempt_at") or r.get("publish_at"), zone))]
