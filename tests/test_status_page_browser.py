@@ -1,6 +1,7 @@
 """The status page in a real headless Chromium, on the real daemon and the emulator: every state an item or an
 account can be in shows up per account, the page follows an upload to done by itself, a phone gets no sideways
-scroll, there is no form while actions are off, and the browser asks nothing of any host but the page's own.
+scroll, light and dark follow the device, there is no form while actions are off, and the browser asks
+nothing of any host but the page's own.
 
 Screenshots of the desktop and phone layouts for the README:
 ``WATCHFOLDER_SCREENSHOTS=docs python -m pytest tests/test_status_page_browser.py`` writes
@@ -126,6 +127,13 @@ def test_every_state_shows_on_the_page_which_follows_an_upload_by_itself(emulato
             assert width <= 390, f"the phone layout scrolls sideways: {width} px wide"
             assert "big.mp4" in _section(driver, "alice")
             _screenshot(driver, "phone")
+
+            # Light by default, dark when the device asks for it.
+            background = "return getComputedStyle(document.body).backgroundColor"
+            assert driver.execute_script(background) == "rgb(255, 255, 255)"
+            driver.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                                   {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+            assert driver.execute_script(background) == "rgb(18, 18, 18)"
 
             # carol's failed item, opened from the page: its history as a timeline and the raw sidecar.
             driver.find_element(By.ID, "account-carol").find_element(By.LINK_TEXT, "bad.mp4").click()
