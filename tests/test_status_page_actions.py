@@ -15,7 +15,7 @@ from tests.harness import Rig
 from watchfolder.config import settings as config
 from watchfolder.core.errors import ConfigError
 from watchfolder.media import samples
-from watchfolder.ops import metrics
+from watchfolder.ops import metrics, report
 from watchfolder.ops.health import HealthMonitor
 
 
@@ -138,3 +138,32 @@ def test_a_password_file_that_cannot_be_read_stops_the_config_naming_the_key(tmp
     loaded = config.load(path, {})
     assert loaded.metrics.password == "s3cret-words" and "s3cret" not in repr(loaded)
     assert loaded.metrics.actions is False and loaded.metrics.page is True
+
+
+def test_pause_and_resume_from_the_page_need_its_token(make_rig, tmp_path):
+    rig, server = failed_rig(make_rig, tmp_path, actions=True)
+    url = f"http://127.0.0.1:{server.port}"
+    page = requests.get(url + "/", timeout=5).text
+    assert 'action="/actions/pause"' in page and 'action="/actions/resume"' not in page
+    token = token_of(page)
+
+    def paused() -> str | None:
+        return report.collect(rig.settings, rig.emulator.clock.now())["accounts"][0]["paused"]
+
+    refused = requests.post(url + "/actions/pause", data={"account": "alice"}, timeout=5)
+    assert refused.status_code == 403 and paused() is None
+    refused = requests.post(url + "/actions/pause", data={"account": "mallory", "csrf": token}, timeout=5)
+    assert refused.status_code == 400 and paused() is None
+    done = requests.post(url + "/actions/pause", data={"account": "alice", "csrf": token}, timeout=5)
+    assert done.status_code == 200 and "alice: paused" in done.text and paused() == "user"
+    assert "paused by you (watchfolder resume alice)" in done.text
+    assert 'action="/actions/resume"' in done.text and 'action="/actions/pause"' not in done.text
+    # A file dropped in while the account is paused goes once it is resumed.
+    samples.write_mp4(tmp_path / "next.mp4", size=220_000)
+    rig.drop("alice", "next.mp4", tmp_path / "next.mp4")
+    refused = requests.post(url + "/actions/resume", data={"account": "alice", "csrf": "stale"}, timeout=5)
+    assert refused.status_code == 403 and paused() == "user"
+    assert not (rig.folder("alice", "done") / "next.mp4").exists()
+    done = requests.post(url + "/actions/resume", data={"account": "alice", "csrf": token}, timeout=5)
+    assert done.status_code == 200 and "alice: resumed" in done.text and paused() is None
+    rig.wait_sidecar("alice", "next.mp4")

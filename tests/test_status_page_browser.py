@@ -166,7 +166,7 @@ def _screenshot(driver: Any, layout: str) -> None:
         driver.save_screenshot(str(Path(folder) / f"status-page-{layout}.png"))
 
 
-def test_retry_works_through_the_page_when_actions_are_on(emulator, tmp_path):
+def test_retry_pause_and_resume_work_through_the_page_when_actions_are_on(emulator, tmp_path):
     if isinstance(browser.found(), str):
         pytest.skip(str(browser.found()))
     from selenium.webdriver.common.by import By
@@ -183,14 +183,23 @@ def test_retry_works_through_the_page_when_actions_are_on(emulator, tmp_path):
         with browser.chromium() as driver:
             origin = f"http://127.0.0.1:{server.port}"
             driver.get(origin + "/")
-            [form] = driver.find_elements(By.TAG_NAME, "form")
-            assert form.get_attribute("method") == "post"
-            form.find_element(By.TAG_NAME, "button").click()
+            forms = driver.find_elements(By.TAG_NAME, "form")
+            assert [f.get_attribute("method") for f in forms] == ["post", "post"]  # Pause alice, Retry bad.mp4
+            driver.find_element(By.XPATH, "//button[text()='Retry bad.mp4']").click()
             wait_for(lambda: "is back in alice/inbox/" in _body(driver), 30,
                      what="the page saying the item is back")
             # The page goes on refreshing (from /, not the action) and shows the item done this time.
             _text_soon(driver, "alice", "Done in the last 24 h", "bad.mp4", absent="Failed in the last 24 h")
             assert driver.current_url == origin + "/"
+
+            # Pause, then resume, through the page's own buttons.
+            driver.find_element(By.XPATH, "//button[text()='Pause alice']").click()
+            _text_soon(driver, "alice", "paused by you (watchfolder resume alice)", "Resume alice",
+                       absent="Pause alice")
+            assert _account(rig, "alice")["paused"] == "user"
+            driver.find_element(By.XPATH, "//button[text()='Resume alice']").click()
+            wait_for(lambda: "alice: resumed" in _body(driver), 30, what="the page saying alice is resumed")
+            assert _account(rig, "alice")["paused"] is None
             assert browser.requested_origins(driver) == {origin}
         assert rig.sidecar("alice", "bad.mp4")["result"] == "done"
     finally:

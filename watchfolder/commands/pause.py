@@ -13,7 +13,7 @@ import time
 
 from watchfolder.config.settings import Settings
 from watchfolder.core.errors import UsageError
-from watchfolder.store import schedule
+from watchfolder.daemon import holds
 from watchfolder.store.store import Store
 
 
@@ -28,7 +28,7 @@ def pause(settings: Settings, name: str, *, now: float | None = None) -> int:
     account = _account(settings, name)
     store = Store(settings.state_dir)
     try:
-        store.set_account_state(account, paused_code=schedule.USER_PAUSE, paused_message="paused by you")
+        holds.pause(store, account)
     finally:
         store.close()
     print(f"{account}: paused; nothing new starts for it (an upload under way stops after its chunk) "
@@ -38,21 +38,13 @@ def pause(settings: Settings, name: str, *, now: float | None = None) -> int:
 
 def resume(settings: Settings, name: str, *, now: float | None = None) -> int:
     account = _account(settings, name)
-    stamp = time.time() if now is None else now
     store = Store(settings.state_dir)
     try:
-        state = store.account_state(account)
-        fields: dict[str, object] = {"wait_until": None, "wait_reason": None, "wait_code": None,
-                                     "probe_seconds": None}
-        if state.paused_code != "sign_in":
-            fields.update(paused_code=None, paused_message=None)
-        store.set_account_state(account, **fields)
-        store.ledger_add(account, "resume", stamp)
-        due = schedule.lift_waits(store, account, stamp)
+        resumed = holds.resume(store, account, time.time() if now is None else now)
     finally:
         store.close()
-    if state.paused_code == "sign_in":
+    if resumed.needs_sign_in:
         print(f"{account}: waits lifted, but it still needs a sign-in: watchfolder auth login {account}")
     else:
-        print(f"{account}: resumed; {due} waiting item(s) are tried now")
+        print(f"{account}: resumed; {resumed.due} waiting item(s) are tried now")
     return 0

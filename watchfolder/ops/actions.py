@@ -1,4 +1,5 @@
-"""The status page's actions (``metrics.actions: true``; off by default): retry a failed item.
+"""The status page's actions (``metrics.actions: true``; off by default): retry a failed item, pause or resume
+an account (what ``watchfolder retry``, ``pause`` and ``resume`` do).
 
 Who may act: a POST must carry the page's CSRF token (a random value of this server process, in every form
 it renders; another site cannot read it), and must come from this host (loopback) or, with
@@ -19,11 +20,11 @@ from urllib.parse import parse_qs
 
 from watchfolder.config.settings import Settings
 from watchfolder.core.errors import UsageError, WatchfolderError
-from watchfolder.daemon import retrying
+from watchfolder.daemon import holds, retrying
 from watchfolder.ops.page import esc
 from watchfolder.store.store import Store
 
-PATHS = ("/actions/retry",)
+PATHS = ("/actions/retry", "/actions/pause", "/actions/resume")
 
 
 @dataclass(frozen=True)
@@ -72,16 +73,26 @@ class Actions:
     def may_act(self, client: str, authorization: str | None) -> bool:
         return self.enabled and (is_loopback(client) or self.password_ok(authorization))
 
-    def forms_for(self, rows: list[Mapping[str, object]]) -> str:
-        """The retry buttons of these failed items, or nothing while actions are off."""
+    def forms_for(self, rows: list[Mapping[str, object]], account: Mapping[str, object] | None = None) -> str:
+        """The retry buttons of these failed items and, given its status row, the account's pause or resume
+        button; nothing while actions are off."""
         if not self.enabled:
             return ""
-        return "".join(self.retry_form(row) for row in rows if row.get("state") == "failed")
+        forms = []
+        if account is not None:
+            name = str(account["account"])
+            if account.get("paused") or account.get("wait_until"):
+                forms.append(self._form("resume", "account", name, f"Resume {name}"))
+            if account.get("paused") != "user":
+                forms.append(self._form("pause", "account", name, f"Pause {name}"))
+        forms += [self._form("retry", "item", str(int(str(row["id"]))), f"Retry {row['name']}")
+                  for row in rows if row.get("state") == "failed"]
+        return "".join(forms)
 
-    def retry_form(self, row: Mapping[str, object]) -> str:
-        return (f'<form method="post" action="/actions/retry"><input type="hidden" name="csrf" value="{self.token}">'
-                f'<input type="hidden" name="item" value="{int(str(row["id"]))}">'
-                f'<button type="submit">Retry {esc(row["name"])}</button></form>')
+    def _form(self, action: str, field: str, value: str, label: str) -> str:
+        return (f'<form method="post" action="/actions/{action}"><input type="hidden" name="csrf" value="{self.token}">'
+                f'<input type="hidden" name="{field}" value="{esc(value)}">'
+                f'<button type="submit">{esc(label)}</button></form>')
 
     def post(self, path: str, body: bytes, client: str, authorization: str | None, now: float) -> Outcome:
         """Carry out the POST to ``path`` if it is allowed; say why not otherwise (403, nothing changed)."""
@@ -100,7 +111,28 @@ class Actions:
             return Outcome(403, "refused: the form's token is missing or stale; reload the page and try again")
         if path == "/actions/retry":
             return self._retry((form.get("item") or [""])[0], now)
+        if path in ("/actions/pause", "/actions/resume"):
+            return self._hold(path.rsplit("/", 1)[1], (form.get("account") or [""])[0], now)
         return Outcome(404, "no such action")
+
+    def _hold(self, action: str, account: str, now: float) -> Outcome:
+        if account not in {a.name for a in self.settings.accounts}:
+            return Outcome(400, "refused: no such account in the config")
+        try:
+            store = Store(self.settings.state_dir)
+        except WatchfolderError as exc:
+            return Outcome(503, f"the state database cannot be opened: {exc}")
+        try:
+            if action == "pause":
+                holds.pause(store, account)
+                return Outcome(200, f"{account}: paused; nothing new starts for it until you resume it", account)
+            resumed = holds.resume(store, account, now)
+        finally:
+            store.close()
+        if resumed.needs_sign_in:
+            return Outcome(200, f"{account}: waits lifted, but it still needs a sign-in: "
+                                f"watchfolder auth login {account}", account)
+        return Outcome(200, f"{account}: resumed; {resumed.due} waiting item(s) are tried now", account)
 
     def _retry(self, ref: str, now: float) -> Outcome:
         if not (ref.isascii() and ref.isdigit()):

@@ -119,7 +119,7 @@ class StatusPage:
     def overview(self, data: dict[str, Any], now: float, *, forms_on: bool = False, flash: str = "") -> bytes:
         zone = self.settings.zone()
         forms = {str(acc["account"]): self.actions.forms_for([r for r in data.get("items") or []
-                                                              if r["account"] == acc["account"]])
+                                                              if r["account"] == acc["account"]], acc)
                  for acc in data.get("accounts") or []} if forms_on else {}
         hidden = _hidden(data)
         disk = {"Free space (media root)": _free(self.settings.root),
