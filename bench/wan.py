@@ -226,10 +226,13 @@ def _note(profile: Profile, mine: list[Row], ours: Row) -> str:
         return note
     seconds_per_chunk = ours.chunk_size * 8 / profile.rate_bits
     ideal = seconds_per_chunk / (seconds_per_chunk + profile.rtt_ms / 1000)
-    best = max(row.fraction for row in mine)
+    best = max(mine, key=lambda row: row.fraction)
+    gap = (f"the best sender here ({best.upload.client}) reached {best.fraction:.2f} with a median of "
+           f"{best.upload.chunk_ms:.0f} ms per chunk against watchfolder's {ours.upload.chunk_ms:.0f} ms")
+    if ours.upload.chunk_ms <= best.upload.chunk_ms * 1.02:
+        gap += (", so the rest of the gap is in single slower chunks, not in the work between chunks (not "
+                "diagnosed here; other work on the machine moves single chunks)")
     return (f"{note}. Missed: each chunk waits one round trip for its answer before the next starts, which "
             f"alone caps {ours.chunk_size:,}-byte chunks at {ideal:.2f} of this link, and the headers tbf counts "
-            f"at about 0.96: together about {ideal * FRAMING:.2f}; the best sender here reached {best:.2f}, so "
-            "what is left is mostly noise from the other work on the machine (a single round moves by a few "
-            "hundredths). Next step: keep a second chunk in flight where TikTok allows it (unconfirmed), which "
-            "hides the round trip")
+            f"at about 0.96: together about {ideal * FRAMING:.2f}; {gap}. Next step: keep a second chunk in "
+            "flight where TikTok allows it (unconfirmed), which hides the round trip")
