@@ -55,3 +55,28 @@ def test_a_page_never_shows_a_token(tmp_path: Path) -> None:
 
     assert "SECRET" not in shown and "'UPLOAD_URL'" in shown and "2 in all" in shown
     assert "/somewhere" not in shown and " chunk-0000 " in shown   # no machine path on the page
+
+
+def test_a_run_of_some_benchmarks_puts_its_sections_into_the_page_and_keeps_the_others() -> None:
+    """``--only`` replaces the sections it ran (and their summary rows and missed goals), adds new ones in
+    number order, says which run measured them, and leaves every other figure as it was."""
+    from bench import report
+    from bench.report import Figure, Section
+
+    def page(sections: list[Section]) -> str:
+        return report.markdown(sections, machine="M1", tools="t", command="python -m bench", seconds=60, load="0")
+
+    old = page([Section(1, "One", "c1", [Figure("f1", "1", "≥ 2", report.MISSED, "why 1")], ["body 1"]),
+                Section(3, "Three", "c3", [Figure("f3", "3", "≥ 4", report.MISSED, "why 3")], ["body 3"])])
+    new = [Section(3, "Three", "c3", [Figure("f3", "5", "≥ 4", report.MET, "fine")], ["body 3 again"]),
+           Section(9, "Nine", "c9", [Figure("f9", "0.8", "≥ 0.9", report.MISSED, "why 9")], ["body 9"])]
+
+    text = report.splice(old, new, machine="M2", command="python -m bench --only x", seconds=60, load="1")
+
+    assert [line for line in text.splitlines() if line.startswith("## ")] == [
+        "## Summary", "## 1. One", "## 3. Three", "## 9. Nine", "## Goals missed"]
+    assert [line.split(" | ")[:3] for line in text.splitlines() if re.match(r"\| \d \| ", line)] == [
+        ["| 1", "f1", "1"], ["| 3", "f3", "5"], ["| 9", "f9", "0.8"]]
+    assert "body 1" in text and "body 3 again" in text and "body 3\n" not in text
+    assert "- 1. **f1**" in text and "- 9. **f9**" in text and "- 3. **f3**" not in text
+    assert text.count("Measured by `python -m bench --only x` on M2") == 2 and "- **Machine:** M1" in text
