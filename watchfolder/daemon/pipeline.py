@@ -3,6 +3,7 @@
 Write-ahead throughout: the intent to init is committed before the call, the answer as soon as it
 arrives, every acknowledged byte before the next chunk, the outcome before the file moves. A worker
 that is stopped (or killed) leaves the item in a state from which the next start resumes.
+Over 300 lines because the trip's steps share one write-ahead order that reads best in one place.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 Runs on the main loop's thread only. Decides what a settled inbox entry is (video, photo post,
 settings file, junk, bad) and records it; media we refuse goes to the store as FAILED before any
 API call, and the finisher moves it to failed/ with its sidecar.
+Over 300 lines because each kind of entry's decision and its record sit side by side on purpose.
 """
 
 from __future__ import annotations

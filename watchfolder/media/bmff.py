@@ -5,6 +5,7 @@ The details come from ``moov`` only (``mvhd``, each ``trak``'s ``tkhd``/``mdhd``
 ``stsz``/``stts``) and, for a fragmented file, from the ``moof`` headers (``tfhd``/``tfdt``/``trun``);
 sample tables are never read whole, so a 2 GB file with its ``moov`` at the end costs a seek and a few
 reads. Details are a courtesy: damaged inner boxes leave them unknown, never refuse a playable file.
+Over 300 lines because the box walk and the header readers share one read budget.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ The user opens TikTok's consent page; TikTok redirects the browser to
 against each other: a one-shot local HTTP server on the redirect URI (same machine as the
 browser), and the terminal, where the user pastes the redirect URL (a headless box over SSH,
 where the browser runs elsewhere and shows an error page holding the URL).
+Over 300 lines because both ways of catching the answer and their race belong together.
 """
 
 from __future__ import annotations
