@@ -3,6 +3,7 @@ a bounded read of a 2 GB file, and the daemon refusing before any API call."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import shutil
 import struct
@@ -19,7 +20,7 @@ from watchfolder.core.errors import ConfigError
 from watchfolder.core.limits import VideoLimits
 from watchfolder.media import probe as media
 from watchfolder.media import samples
-from watchfolder.media.info import READ_BUDGET
+from watchfolder.media.info import READ_BUDGET, VideoInfo
 from watchfolder.media.verdict import CreatorLimit, judge
 from watchfolder.store.store import Store
 
@@ -351,3 +352,13 @@ def test_damaged_fragment_headers_leave_the_details_unknown(tmp_path: Path) -> N
     info = media.check_video(tmp_path / "frag.mp4")
 
     assert (info.codec, info.width, info.height, info.fps) == ("h264", 720, 1280, None)
+
+
+def test_an_infinite_or_negative_length_or_rate_is_unknown_not_a_crash() -> None:
+    """Headers can claim anything; a length of inf or a rate of NaN is reported as not known."""
+    base = VideoInfo(container="mp4", content_type="video/mp4", size=1000, duration_seconds=12.0, width=1080,
+                     height=1920, codec="h264", fps=30.0, audio="aac")
+    for duration, fps in ((float("inf"), 30.0), (12.0, float("nan")), (-5.0, 30.0), (12.0, float("-inf"))):
+        verdict = judge(dataclasses.replace(base, duration_seconds=duration, fps=fps), VideoLimits())
+        assert verdict.accepted
+        assert any("not checked here" in warning for warning in verdict.warnings)

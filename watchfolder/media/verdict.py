@@ -8,6 +8,8 @@ docs do not confirm (the audio codec, a minimum length) and what the headers do 
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from dataclasses import dataclass
 
 from watchfolder.core.errors import MediaError
@@ -44,6 +46,7 @@ class Verdict:
 def judge(info: VideoInfo, limits: VideoLimits, creator: CreatorLimit | None = None) -> Verdict:
     """Given what the probe read, the limits (the config's) and the creator's own maximum length if known,
     return the verdict. Checks come in TikTok's order of cost to the user: format, size, rate, length."""
+    info = _known(info)
     warnings: list[str] = []
     for check in (_format, _picture, _rate, _duration):
         refusal = check(info, limits, creator)
@@ -63,6 +66,13 @@ def judge(info: VideoInfo, limits: VideoLimits, creator: CreatorLimit | None = N
     if unknown:
         warnings.append(f"the headers do not give the {', '.join(unknown)}: not checked here, TikTok will")
     return Verdict(None, tuple(warnings))
+
+
+def _known(info: VideoInfo) -> VideoInfo:
+    """A length or frame rate that is not a positive finite number says nothing: treat it as unknown."""
+    def sane(value: float | None) -> float | None:
+        return value if value is not None and math.isfinite(value) and value > 0 else None
+    return dataclasses.replace(info, duration_seconds=sane(info.duration_seconds), fps=sane(info.fps))
 
 
 def _format(info: VideoInfo, limits: VideoLimits, _: CreatorLimit | None) -> MediaError | None:
