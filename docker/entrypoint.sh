@@ -7,8 +7,8 @@
 # The media tree is never chowned: it belongs to the NAS user whose ids PUID and PGID name.
 #
 # `watchfolder-entrypoint healthcheck` is the image's HEALTHCHECK: healthy when /healthz answers 200; unhealthy
-# when it answers 503 or not at all. Where nothing listens (metrics.listen not set), healthy when the daemon's
-# heartbeat in the state database is fresh (30 s) and every present inbox has a live observer.
+# when it answers 503 or not at all. Where nothing listens (metrics.listen not set), healthy when the daemon
+# holds its state lock and every present inbox has a live observer.
 set -eu
 
 PUID="${PUID:-1000}"

@@ -48,7 +48,7 @@ def test_a_full_state_disk_makes_the_daemon_unhealthy_not_dead_and_it_recovers_b
             yield conn
 
     monkeypatch.setattr(Store, "transaction", transaction)
-    monitor = HealthMonitor(probe_seconds=0.1, store_stale_seconds=60)
+    monitor = HealthMonitor()
     server = MetricsServer(rig.settings, monitor)
     daemon = rig.start([monitor, server])
     url = f"http://127.0.0.1:{server.port}"
@@ -58,13 +58,14 @@ def test_a_full_state_disk_makes_the_daemon_unhealthy_not_dead_and_it_recovers_b
     samples.write_mp4(tmp_path / "clip.mp4", size=90_000)
     rig.drop("alice", "clip.mp4", tmp_path / "clip.mp4")
 
-    def heartbeat_refused() -> dict[str, Any] | None:
+    def refused() -> dict[str, Any] | None:
         health = _healthz(url)
-        return health if health and any("cannot record its heartbeat" in p for p in health["problems"]) else None
+        return health if health and any("disk is full" in p for p in health["problems"]) else None
 
-    sick = wait_for(heartbeat_refused, 10, what="/healthz naming the heartbeat the loop could not write")
-    assert sick["code"] == 503
-    assert "the main loop cannot record its heartbeat: OperationalError: database or disk is full" in sick["problems"]
+    # Intake cannot record the file, so the live state (which names it) cannot be written either.
+    sick = wait_for(refused, 10, what="/healthz naming the write the loop could not make")
+    assert sick["code"] == 503 and sick["store_ok"] is False
+    assert "the main loop cannot record its live state: OperationalError: database or disk is full" in sick["problems"]
     time.sleep(1.0)   # several more passes of the loop, each failing to write
     assert rig.thread is not None and rig.thread.is_alive() and not daemon.stop.is_set()
     still = _healthz(url)

@@ -18,7 +18,7 @@ def render(data: dict[str, Any]) -> str:
         return str(data["message"])
     daemon = data["daemon"]
     if daemon is None or not daemon["running"]:
-        lines.append("daemon: not running" + (f" (last seen {daemon['heartbeat']})" if daemon else ""))
+        lines.append("daemon: not running")
     else:
         lines.append(f"daemon: running (pid {daemon['pid']})")
         for obs in daemon["observers"]:

@@ -35,9 +35,10 @@ from watchfolder.store import queries, statelock
 from watchfolder.store.store import Store
 from watchfolder.tiktok.tokens import TokenManager, TokenStore
 
-LOOP_SECONDS = 0.25        # the main loop's longest sleep when nothing is due
-FINISH_RETRY_SECONDS = 30  # how often a move that failed on a disk error is tried again
-RUNTIME_SECONDS = 2.0      # how often the daemon publishes its live state for `status`
+LOOK_SECONDS = 1.0         # the longest sleep: then one read (PRAGMA data_version) sees what other processes
+                           # committed (pause, resume, retry), and the hooks run (watchdog pings)
+FINISH_RETRY_SECONDS = 30  # how often a move that failed on a disk error is tried again (and a full pass made)
+SWEEP_SECONDS = 2.0        # how often the media host's staged files are looked over (during a full pass)
 EXPIRY_CHECK_SECONDS = 6 * 3600   # how often refresh-token expiry is checked (and warned about)
 STATE_TROUBLE = (sqlite3.Error, StoreError, OSError)   # what a full or failing state disk raises
 
@@ -69,6 +70,7 @@ class Daemon:
         self.expiry_warnings: list[str] = []
         self._troubles: dict[str, str] = {}
         self._unmoved = set(unmoved)   # finished items whose move is still to be made (a full or read-only disk)
+        self._published: dict[str, Any] | None = None
         self._closed = False
 
     # ---- the loop ------------------------------------------------------------------------------
@@ -78,10 +80,25 @@ class Daemon:
         try:
             for hook in self.hooks:
                 hook.on_ready(self.view)
-            last_finish = last_runtime = last_expiry = float("-inf")
+            last_finish = last_sweep = last_expiry = float("-inf")
+            due: float | None = None
+            version = None
+            woken = True
             while not self.stop.is_set():
                 now = self.clock()
                 self.loop_at = time.monotonic()
+                seen = self._step("look for changes", self._data_version)
+                quiet = not woken and seen == version and (due is None or now < due) \
+                    and now - last_finish < FINISH_RETRY_SECONDS and not self._troubles   # a failed step goes again
+                version = seen
+                if quiet:
+                    # Nothing arrived, nothing is due, nobody committed: a look (observers, hooks), no write.
+                    self._step("watch the inboxes", self.watcher.tick, now)
+                    for hook in self.hooks:
+                        self._step(f"run {type(hook).__name__}", hook.on_tick, self.view, now)
+                    woken = self.stop.wake.wait(self._sleep_for(now, due))
+                    self.stop.wake.clear()
+                    continue
                 self._step("take in files", self.intake.step, now)
                 self._step("watch the inboxes", self.watcher.tick, now)
                 self._step("schedule uploads", self.scheduler.step, now)
@@ -91,9 +108,9 @@ class Daemon:
                 if now - last_finish >= FINISH_RETRY_SECONDS:
                     last_finish = now
                     self._step("finish moves", self._finish_moves, set(self._unmoved), now)
-                if now - last_runtime >= RUNTIME_SECONDS:
-                    last_runtime = now
-                    self._step("record its heartbeat", self.publish_runtime, now)
+                self._step("record its live state", self.publish_runtime, now)   # written only when changed
+                if now - last_sweep >= SWEEP_SECONDS:
+                    last_sweep = now
                     if self.mediahost is not None:
                         self._step("sweep the media host", self.mediahost.sweep, now)
                 if now - last_expiry >= EXPIRY_CHECK_SECONDS:
@@ -101,8 +118,10 @@ class Daemon:
                     self.expiry_warnings = self.check_expiry()
                 for hook in self.hooks:
                     self._step(f"run {type(hook).__name__}", hook.on_tick, self.view, now)
+                due = self._next_due(now)
+                version = self._step("look for changes", self._data_version)   # our own writes of this pass
                 self.ready.set()
-                self.stop.wake.wait(self._sleep_for(now))
+                woken = self.stop.wake.wait(self._sleep_for(now, due))
                 self.stop.wake.clear()   # a worker finishing after this is seen by the next pass
         finally:
             self.stop.set()
@@ -163,11 +182,19 @@ class Daemon:
             if finish.finish(self.settings.root, self.store, self.store.get(item_id), now, self.log):
                 self._unmoved.discard(item_id)
 
-    def _sleep_for(self, now: float) -> float:
-        wake = self.intake.next_wakeup()
-        if wake is None:
-            return LOOP_SECONDS
-        return max(0.01, min(LOOP_SECONDS, wake - now))
+    def _next_due(self, now: float) -> float | None:
+        """The earliest time something falls due: a settling entry, an item's next try, an account's wait."""
+        times = [self.intake.next_wakeup(), self._step("plan the next wake", self.scheduler.next_wakeup, now)]
+        return min((t for t in times if t is not None), default=None)
+
+    def _sleep_for(self, now: float, due: float | None) -> float:
+        if due is None:
+            return LOOK_SECONDS
+        return max(0.01, min(LOOK_SECONDS, due - now))
+
+    def _data_version(self) -> int:
+        """SQLite's count of commits by other connections (the workers', other processes'): a read, no write."""
+        return int(self.store.conn.execute("PRAGMA data_version").fetchone()[0])
 
     def check_expiry(self) -> list[str]:
         """Log (and return) a warning for each refresh token expiring within tiktok.refresh_warn_days."""
@@ -178,16 +205,17 @@ class Daemon:
             return []
 
     def publish_runtime(self, now: float) -> None:
-        """Write the live state `status`, /healthz and systemd read (observers, notices, heartbeat)."""
+        """Write the live state `status` reads (pid, observers, notices) when it changed: with nothing
+        happening, nothing is written (whether the daemon runs, `status` learns from its lock)."""
         health = [
             {"account": h.account, "method": h.method, "available": h.available, "alive": h.alive,
              "message": h.message}
             for h in self.watcher.health()
         ]
-        self.store.set_runtime("daemon", {
-            "pid": os.getpid(), "heartbeat": now, "observers": health,
-            "notices": self.intake.waiting_entries(now),
-        }, now)
+        live = {"pid": os.getpid(), "observers": health, "notices": self.intake.waiting_entries(now)}
+        if live != self._published:
+            self.store.set_runtime("daemon", live, now)
+            self._published = live
 
 
 def _cause(exc: BaseException) -> str:

@@ -181,10 +181,10 @@ class Scheduler:
             self.log.error("worker_crash_not_recorded", item_id=item_id, error=f"{type(exc).__name__}: {exc}")
 
     def _worker_done(self, future: concurrent.futures.Future[None]) -> None:
-        """Wake the main loop when a worker has finished its item. A crashed worker waits for the next
-        due time instead: a bug that crashes every item must not become a busy loop."""
-        if not future.cancelled() and future.exception() is None:
-            self.stop.wake.set()
+        """Wake the main loop when a worker has ended: its account's next item starts at once, and a
+        crashed worker's item is held back (``_hold``, growing each time), so a bug that crashes every
+        item does not become a busy loop."""
+        self.stop.wake.set()
 
     def _account_ready(self, account: str, now: float) -> bool:
         state = self.store.account_state(account)

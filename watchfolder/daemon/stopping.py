@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import queue
 import threading
+from typing import Any
 
 
 class StopEvent(threading.Event):
@@ -16,4 +18,17 @@ class StopEvent(threading.Event):
 
     def set(self) -> None:
         super().set()
+        self.wake.set()
+
+
+class WakingQueue(queue.Queue[Any]):
+    """The watcher's event queue: each event put also wakes the main loop, which otherwise sleeps until
+    something falls due."""
+
+    def __init__(self, wake: threading.Event) -> None:
+        super().__init__()
+        self.wake = wake
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        super().put(item, block, timeout)
         self.wake.set()

@@ -26,7 +26,7 @@ from watchfolder.daemon.pacing import Pacer
 from watchfolder.daemon.pipeline import Pipeline
 from watchfolder.daemon.publisher import Publisher
 from watchfolder.daemon.scheduler import Scheduler
-from watchfolder.daemon.stopping import StopEvent
+from watchfolder.daemon.stopping import StopEvent, WakingQueue
 from watchfolder.intake.intake import Intake
 from watchfolder.intake.watcher import Watcher, WatchEvent
 from watchfolder.mediahost.host import MediaHost
@@ -85,7 +85,8 @@ def build(settings: Settings, *, clock: Callable[[], float] = time.time, log: lo
             mediahost.start()
             undo.callback(mediahost.stop)
         unmoved = recovery.recover(settings, store, clock(), log)
-        events: queue.Queue[WatchEvent] = queue.Queue()
+        stop = stop if stop is not None else StopEvent()
+        events: queue.Queue[WatchEvent] = WakingQueue(stop.wake)   # a file event wakes the main loop
         watcher = Watcher(inboxes, events, observer=settings.watch.observer,
                           poll_interval=settings.watch.poll_interval, rescan_seconds=settings.watch.rescan_seconds,
                           ignore_globs=settings.watch.ignore, log=log)
@@ -93,7 +94,6 @@ def build(settings: Settings, *, clock: Callable[[], float] = time.time, log: lo
         undo.callback(watcher.stop)
         watcher.scan()
         intake = Intake(settings, store, events, log=log)
-        stop = stop if stop is not None else StopEvent()
         make_pipeline = pipeline_factory(settings, tokens=tokens, token_store=token_store, mediahost=mediahost,
                                          clock=clock, stop=stop, log=log)
         scheduler = Scheduler(settings=settings, store=store, token_store=token_store, make_pipeline=make_pipeline,

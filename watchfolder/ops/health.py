@@ -1,10 +1,12 @@
 """The one health rule, for systemd's watchdog, /healthz and the watchfolder_healthy metric.
 
-The daemon is healthy when its main loop ran recently, its store took a write recently, no step of
-the loop is failing (a full state disk, for one), and every inbox that exists has a live observer (an
-inbox that is missing, e.g. an unmounted share, is reported but does not make the daemon unhealthy:
-restarting would not bring the share back). ``HealthMonitor`` is a daemon hook that probes the store
-from the main loop; ``check`` may be called from any thread.
+The daemon is healthy when its main loop ran recently, no step of the loop is failing (a full state
+disk, for one: every write the daemon has to make goes through such a step or a worker, so a store
+that takes no writes shows there), and every inbox that exists has a live observer (an inbox that is
+missing, e.g. an unmounted share, is reported but does not make the daemon unhealthy: restarting
+would not bring the share back). Nothing is written to find this out: with nothing to do, the daemon
+writes nothing at all (a NAS disk may spin down). ``HealthMonitor`` is a daemon hook kept in memory;
+``check`` may be called from any thread.
 """
 
 from __future__ import annotations
@@ -15,9 +17,7 @@ from typing import Any
 
 from watchfolder.daemon.hooks import DaemonView
 
-LOOP_STALE_SECONDS = 30.0    # a main loop silent this long is hung (a pass normally takes well under a second)
-STORE_PROBE_SECONDS = 5.0    # how often the main loop proves the store still takes a write
-STORE_STALE_SECONDS = 30.0   # no successful write for this long: the store counts as unwritable
+LOOP_STALE_SECONDS = 30.0    # a main loop silent this long is hung (it looks at least once a second)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,33 +39,18 @@ class Health:
 class HealthMonitor:
     """The one health rule (see the module docstring), as a daemon hook. Register it before its readers."""
 
-    def __init__(self, *, loop_stale_seconds: float = LOOP_STALE_SECONDS,
-                 probe_seconds: float = STORE_PROBE_SECONDS, store_stale_seconds: float = STORE_STALE_SECONDS) -> None:
+    def __init__(self, *, loop_stale_seconds: float = LOOP_STALE_SECONDS) -> None:
         self.loop_stale_seconds = loop_stale_seconds
-        self.probe_seconds = probe_seconds
-        self.store_stale_seconds = store_stale_seconds
         self.daemon: DaemonView | None = None
         self.stopped = False
-        self.store_written_at = 0.0
-        self.store_error = ""
-        self._last_probe = 0.0
+        self.ready_at = 0.0
 
     def on_ready(self, daemon: DaemonView) -> None:
         self.daemon = daemon
-        self.store_written_at = self._last_probe = time.monotonic()  # the store was just opened and migrated
+        self.ready_at = time.monotonic()
 
     def on_tick(self, daemon: DaemonView, now: float) -> None:
-        """Every few seconds, write a heartbeat row with the main loop's own connection (the real write path)."""
-        mono = time.monotonic()
-        if mono - self._last_probe < self.probe_seconds:
-            return
-        self._last_probe = mono
-        try:
-            daemon.state.set_runtime("health", {"at": now}, now)
-        except Exception as exc:  # noqa: BLE001 - any failure to write is the finding, whatever its class
-            self.store_error = f"{type(exc).__name__}: {exc}"
-            return
-        self.store_written_at, self.store_error = mono, ""
+        return None
 
     def on_stop(self, daemon: DaemonView) -> None:
         self.stopped = True
@@ -79,14 +64,12 @@ class HealthMonitor:
             return Health(False, ("stopping",), None, False, ())
         mono = time.monotonic()
         problems = []
-        loop_age = mono - (daemon.loop_at or self.store_written_at)
+        loop_age = mono - (daemon.loop_at or self.ready_at)
         if loop_age > self.loop_stale_seconds:
             problems.append(f"the main loop has not run for {loop_age:.0f} s")
-        store_ok = mono - self.store_written_at <= self.store_stale_seconds
-        if not store_ok or self.store_error:
-            store_ok = False
-            problems.append(f"the state database takes no writes ({self.store_error or 'no recent write'})")
-        for step, error in daemon.troubles().items():
+        troubles = daemon.troubles()
+        store_ok = not troubles
+        for step, error in troubles.items():
             problems.append(f"the main loop cannot {step}: {error}")
         observers = []
         for inbox in daemon.inboxes():

@@ -146,7 +146,7 @@ def health_section(data: Mapping[str, Any], health: Mapping[str, Any] | None, di
     """The daemon: running or not, its health problems, each inbox's observer, the free space."""
     daemon = data.get("daemon")
     if daemon is None or not daemon.get("running"):
-        line = "not running" + (f" (last seen {daemon['heartbeat']})" if daemon else "")
+        line = "not running"
         cls = "bad"
     else:
         line, cls = f"running (pid {daemon['pid']})", "ok"

@@ -20,13 +20,12 @@ from watchfolder.core.model import Item, State
 from watchfolder.core.text import display_name, iso, printable
 from watchfolder.ops import progress
 from watchfolder.ops.notify import post_url
-from watchfolder.store import queries, schedule
+from watchfolder.store import queries, schedule, statelock
 from watchfolder.store.queries import OPEN_STATES, Reader
 from watchfolder.store.store import AccountState, Store
 from watchfolder.tiktok import codes
 from watchfolder.tiktok.tokens import TokenStore
 
-HEARTBEAT_STALE = 30.0
 RECENT = 50   # how many items finished in the last 24 h status lists (the latest)
 
 
@@ -201,7 +200,9 @@ def _collect(settings: Settings, store: Store, now: float, queue_limit: int | No
     daemon = None
     if live is not None:
         info, at = live
-        daemon = {"running": now - at < HEARTBEAT_STALE, "heartbeat": iso(at), "pid": info.get("pid"),
+        # Running: it holds its state lock (it writes nothing while idle, so no row's age can tell).
+        daemon = {"running": statelock.held(settings.state_dir, info.get("pid")), "heartbeat": iso(at),
+                  "pid": info.get("pid"),
                   "observers": info.get("observers", [])}
     names = [account.name for account in settings.accounts]
     if queue_limit is None:

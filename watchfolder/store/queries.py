@@ -192,7 +192,7 @@ class Reader:
         return self._store.runtime(key)
 
     def set_runtime(self, key: str, value: Any, now: float) -> None:
-        """Write a runtime row (a hook's own memory, or the health probe's heartbeat)."""
+        """Write a runtime row (a hook's own memory, written when it changed)."""
         self._store.set_runtime(key, value, now)
 
     def last_event_id(self) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,10 +52,18 @@ class StateLock:
         self.fd: int | None = None
 
     def acquire(self) -> None:
-        """Take the lock or raise StateLockedError naming the process that holds it."""
+        """Take the lock or raise StateLockedError naming the process that holds it. A moment's wait first:
+        `status` may be looking at the lock (``held``) just then."""
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            for pause in (0.05, 0.1, 0.2, 0.0):
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except OSError as exc:
+                    if not pause or exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                        raise
+                    time.sleep(pause)
         except OSError as exc:
             holder = os.read(fd, 64).decode(errors="replace").strip() or "another process"
             os.close(fd)
@@ -73,3 +82,34 @@ class StateLock:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
             os.close(self.fd)
             self.fd = None
+
+
+def held(state_dir: Path, pid: int | None = None) -> bool:
+    """True when a daemon holds the state lock of ``state_dir`` now: a look that writes nothing, so
+    `status` can tell a running daemon from its lock instead of a heartbeat row. Where the lock file
+    cannot be opened (another user's), whether process ``pid`` is alive."""
+    try:
+        fd = os.open(state_dir / LOCK_NAME, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    except PermissionError:
+        return _alive(pid)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+    finally:
+        os.close(fd)   # closing drops the shared lock taken just now, if it was
+    return False
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True

@@ -12,7 +12,6 @@ from collections.abc import Iterator, Sequence
 from watchfolder import fsinfo
 from watchfolder.config.settings import Settings
 from watchfolder.core.errors import WatchfolderError
-from watchfolder.ops import report
 from watchfolder.ops.doctor.findings import FAIL, OK, WARN, Check
 from watchfolder.ops.doctor.setup import writable
 from watchfolder.store import queries, statelock
@@ -67,7 +66,7 @@ def database(settings: Settings, now: float) -> Check:
     if verdict != "ok":
         return Check("database", FAIL, f"the state database is damaged ({verdict}): stop the daemon and restore "
                      f"{settings.state_dir / DB_NAME} from a backup")
-    running = live is not None and now - live[1] < report.HEARTBEAT_STALE
+    running = live is not None and statelock.held(settings.state_dir, live[0].get("pid"))
     daemon = f"a daemon is running (pid {live[0].get('pid')})" if running and live else "no daemon is running"
     return Check("database", OK, f"the state database is sound; {daemon}")
 
