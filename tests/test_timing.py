@@ -70,3 +70,42 @@ def test_six_accounts_with_items_in_processing_never_stop_a_seventh_from_uploadi
 def _states(rig: Rig, accounts: list[str]) -> list[str]:
     data = report.collect(rig.settings, rig.emulator.clock.now())
     return [item["state"] for item in data["items"] if item["account"] in accounts]
+
+
+def test_intake_takes_a_backlog_in_slices_and_leaves_the_rest_due(tmp_path):
+    """A pass of intake is bounded in time (at least one entry), so the main loop keeps scheduling, answering
+    health and pinging the watchdog while a large backlog is taken in; find_open is answered from an index."""
+    import queue as queue_module
+
+    from watchfolder.intake import intake as intake_module
+    from watchfolder.intake.watcher import WatchEvent
+    from watchfolder.logs import get_logger
+    from watchfolder.store.store import Store
+
+    with running_emulator(clock=OffsetClock()) as emulator:
+        rig = Rig(tmp_path / "rig", emulator)
+        inbox = rig.folder("alice", "inbox")
+        inbox.mkdir(parents=True)
+        sources = make_videos(tmp_path / "src", 5)
+        events: queue_module.Queue[WatchEvent] = queue_module.Queue()
+        for path in sources:
+            path.rename(inbox / path.name)
+            events.put(WatchEvent("alice", path.name))
+        store = Store(rig.state_dir)
+        try:
+            intake = intake_module.Intake(rig.settings, store, events, log=get_logger())
+            intake.slice_seconds = 0   # each pass looks at one entry
+            now = time.time() + 60
+            recorded = []
+            for turn in range(30):
+                recorded.append(intake.step(now + turn))
+                due = intake.next_wakeup()
+                if recorded[-1] and sum(recorded) < 5:
+                    assert due is not None and due <= now + turn, "what is left stays due for the next pass"
+            assert sum(recorded) == 5 and max(recorded) == 1, recorded
+            plan = " ".join(row[3] for row in store.conn.execute(
+                "EXPLAIN QUERY PLAN SELECT * FROM items WHERE account = ? AND name = ? AND folder IN"
+                " ('inbox', 'processing') AND state NOT IN ('done', 'failed', 'cancelled')", ("alice", "x")))
+            assert "items_account_name" in plan, plan
+        finally:
+            store.close()

@@ -13,6 +13,7 @@ import dataclasses
 import datetime
 import os
 import queue
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ from watchfolder.store.store import Store
 ORPHAN_SETTINGS_SECONDS = 600.0   # a settings file whose media never came goes to failed/ after this
 UNREADABLE_RECHECK = 5.0          # how often a file we cannot read is tried again
 INBOX_GONE_RECHECK = 30.0         # an entry of a vanished inbox is kept; the rescan on its return wakes it sooner
+SLICE_SECONDS = 0.2               # the longest one pass of the main loop spends taking files in
 TROUBLE_RECHECK = 30.0            # an entry that could not be examined (I/O error, a bug) is tried again after this
 INBOX_GONE_NOTE = "waiting: the inbox is unavailable (share not mounted?)"
 TROUBLE_NOTE = "cannot read it right now (see the log); trying again"
@@ -67,6 +69,7 @@ class Intake:
         self.notices: dict[tuple[str, str], str] = {}
         self.accounts = {account.name: account for account in settings.accounts}
         self.caption_warned: set[str] = set()  # inbox accounts already told that TikTok drops captions
+        self.slice_seconds = SLICE_SECONDS
 
     def inbox(self, account: str) -> Path:
         return self.settings.root / account / "inbox"
@@ -89,12 +92,20 @@ class Intake:
                 self.pending[key].recheck_at = now
 
     def step(self, now: float) -> int:
-        """Look at every pending entry whose recheck time has come; return how many items were recorded."""
+        """Look at the pending entries whose recheck time has come, for at most ``slice_seconds`` (at least
+        one entry); return how many items were recorded. What is left stays due, so the main loop comes
+        back at once, after scheduling, health and watchdog pings: a 100,000-file backlog is taken in
+        slices instead of one pass that holds the loop for minutes."""
         self.drain(now)
         recorded = 0
+        ends = time.monotonic() + self.slice_seconds
+        looked = 0
         for key, pending in list(self.pending.items()):
             if pending.recheck_at > now:
                 continue
+            if looked and time.monotonic() >= ends:
+                break
+            looked += 1
             try:
                 done, changed = self._examine(pending, now)
             except Exception as exc:  # noqa: BLE001 - one odd entry or a share outage must not stop the daemon

@@ -101,6 +101,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE items ADD COLUMN retry_streak INTEGER NOT NULL DEFAULT 0
     """,
+    # 5: intake asks for the open item of an (account, name) for every entry it looks at
+    """
+    CREATE INDEX items_account_name ON items(account, name)
+    """,
 )
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
