@@ -109,3 +109,39 @@ def test_intake_takes_a_backlog_in_slices_and_leaves_the_rest_due(tmp_path):
             assert "items_account_name" in plan, plan
         finally:
             store.close()
+
+
+def test_the_happy_path_makes_at_most_three_durable_commits_per_item(make_rig, tmp_path, monkeypatch):
+    """The commit plan: the intent before the init, TikTok's answer before the first byte, the outcome
+    before the move are fsynced; every other write of the trip is a NORMAL commit in WAL."""
+    from contextlib import contextmanager
+
+    from watchfolder.store.store import Store
+
+    durable: list[str] = []
+    original = Store.transaction
+
+    @contextmanager
+    def transaction(self: Store, *, durable_commit: bool = False, **options: bool):
+        wanted = options.get("durable", durable_commit)
+        if wanted:
+            durable.append(str(self.conn.execute("PRAGMA synchronous").fetchone()[0]))
+        with original(self, durable=wanted) as conn:
+            if wanted:
+                durable[-1] = str(conn.execute("PRAGMA synchronous").fetchone()[0])
+            yield conn
+
+    monkeypatch.setattr(Store, "transaction", transaction)
+    rig: Rig = make_rig()
+    (source,) = make_videos(tmp_path / "src", 1)
+    rig.start()
+    rig.drop("alice", source.name, source)
+    rig.wait_sidecar("alice", source.name)
+    rig.stop()
+    assert len(durable) == 3, durable   # init intent, init answer, outcome (one chunk: no progress commit)
+    assert set(durable) == {"2"}, "a durable commit runs with synchronous=FULL (2)"
+    store = Store(rig.state_dir)
+    try:
+        assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 1   # NORMAL for the rest
+    finally:
+        store.close()

@@ -212,7 +212,7 @@ class Pipeline(Outcomes):
 
     def _moved(self, item: Item, path: Path) -> Item:
         """After our own move: record the file's new change time (and inode, after a copy)."""
-        fields = self.file.after_move(item, path)
+        fields: dict[str, Any] = dict(self.file.after_move(item, path) or {})
         return self.store.update(item.id, now=self.clock(), **fields) if fields else item
 
     # ---- the steps ---------------------------------------------------------------------------
@@ -375,7 +375,10 @@ class Pipeline(Outcomes):
                                     detail=f"server had {resume} bytes, we had {item.uploaded_bytes}")
                     return self.store.update(item.id, now=self.clock(), uploaded_bytes=resume)
                 raise
-            item = self.store.update(item.id, now=self.clock(), uploaded_bytes=ack.next_offset, retry_streak=0)
+            # Progress is durable, but for the last chunk: the item moves on to processing at once, and a
+            # lost acknowledgement is realigned by TikTok's own progress (416) anyway.
+            item = self.store.update(item.id, now=self.clock(), durable=not ack.complete,
+                                     uploaded_bytes=ack.next_offset, retry_streak=0)
             if ack.next_offset >= next_report or ack.complete:
                 log.info("upload_progress", percent=int(100 * ack.next_offset / max(1, item.size)),
                          bytes=ack.next_offset, total=item.size)

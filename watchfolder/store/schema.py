@@ -108,16 +108,18 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    """Given the database path, return a configured connection (WAL, FULL sync, 10 s busy timeout)."""
+    """Given the database path, return a configured connection (WAL, NORMAL sync, 10 s busy timeout)."""
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0, isolation_level=None,
                                check_same_thread=False)
     else:
         conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
-        # FULL: every commit is on disk before the call it announces goes out (write-ahead), so a power
-        # cut cannot undo an intent or an answer; NORMAL could roll the last commits back.
-        conn.execute("PRAGMA synchronous=FULL")
+        # NORMAL in WAL: a commit survives a crash of the process at once, and a power cut once the WAL is
+        # synced (at a checkpoint, or at the next durable commit). The commits a power cut must not undo
+        # (an init's intent and answer, an outcome before its move, chunk progress) are made durable one
+        # by one (``Store.transaction(durable=True)``: FULL for that commit); docs/reliability.md lists them.
+        conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA busy_timeout=10000")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.row_factory = sqlite3.Row
