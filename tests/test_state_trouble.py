@@ -41,10 +41,10 @@ def test_a_full_state_disk_makes_the_daemon_unhealthy_not_dead_and_it_recovers_b
     original = Store.transaction
 
     @contextmanager
-    def transaction(self: Store) -> Iterator[sqlite3.Connection]:
+    def transaction(self: Store, **options: bool) -> Iterator[sqlite3.Connection]:
         if full.is_set():
             raise sqlite3.OperationalError("database or disk is full")
-        with original(self) as conn:
+        with original(self, **options) as conn:
             yield conn
 
     monkeypatch.setattr(Store, "transaction", transaction)

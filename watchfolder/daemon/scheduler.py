@@ -36,6 +36,7 @@ from watchfolder.store import queries, schedule
 from watchfolder.store.store import Store
 from watchfolder.tiktok.tokens import TokenStore
 
+SIGN_IN_LOOK_SECONDS = 1.0   # how often an account waiting for a sign-in looks at its token file
 FIRST_CRASH_HOLD = 30.0   # seconds an item waits after its worker crashed (at most upload.retry_initial)
 
 
@@ -131,7 +132,10 @@ class Scheduler:
         for name in self.accounts:
             hold = schedule.account_hold(self.store, name, self.modes[name], now,
                                          cap=self.settings.daily_cap(self.modes[name]))
-            times.append(hold.until if hold is not None else None)
+            if hold is not None and hold.reason == "sign_in":
+                times.append(now + SIGN_IN_LOOK_SECONDS)   # new tokens come as a file, not a commit: look again
+            else:
+                times.append(hold.until if hold is not None else None)
         times += [until for until in self.held.values() if until > now]
         app_wait = self.store.runtime("app_wait")
         if app_wait and app_wait[0].get("until", 0) > now:
