@@ -174,6 +174,7 @@ def test_a_file_rewritten_in_place_with_its_mtime_put_back_is_hashed_again(make_
     wait_for(lambda: inits(rig) and _items(rig)[0].state == "waiting", 15, what="the init refused once")
     assert _items(rig)[0].sha256 == first
     before = os.stat(path)
+    assert (_items(rig)[0].dev, _items(rig)[0].ino) == (before.st_dev, before.st_ino)  # the identity recorded
     data = bytearray(path.read_bytes())
     data[-16:] = bytes(range(16))  # inside the mdat payload: still a valid video
     time.sleep(0.02)  # a later change time than the first write's, on any clock granularity

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
 
 import pytest
 
+from watchfolder.core.model import Item, State
+from watchfolder.intake import settle
 from watchfolder.intake.settle import GONE, SETTLED, WAITING, Fingerprint, Settler, fingerprint
 
 
@@ -121,7 +124,7 @@ def test_fingerprint_of_a_file_is_its_lstat(tmp_path: Path) -> None:
     path = tmp_path / "clip.mp4"
     path.write_bytes(b"12345")
     info = os.lstat(path)
-    assert fingerprint(path) == Fingerprint(5, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, 1)
+    assert fingerprint(path) == Fingerprint(5, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, 1, info.st_dev)
     assert fingerprint(tmp_path / "missing.mp4") is None
 
 
@@ -216,3 +219,25 @@ def test_folder_fingerprint_sees_a_rename_inside(tmp_path: Path) -> None:
     assert (after.size, after.count, after.mtime_ns) == (before.size, before.count, before.mtime_ns)
     assert after != before
     assert fingerprint(trip) == after, "stable when nothing changes"
+
+
+def test_the_same_inode_on_another_device_is_another_file(tmp_path: Path) -> None:
+    """Inode numbers repeat across filesystems: a name that now resolves to another device (a mount or bind
+    mount laid over the inbox) holds another file even with the same inode, size and times."""
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(b"x" * 100)
+    now = settle.fingerprint(path)
+    assert now is not None and now.dev == os.stat(path).st_dev
+    info = os.stat(path)
+    recorded = Item(id=1, account="alice", name="clip.mp4", kind="video", folder="inbox", state=State.QUEUED,
+                    settings_name=None, size=info.st_size, mtime_ns=info.st_mtime_ns, ctime_ns=info.st_ctime_ns,
+                    ino=info.st_ino, sha256=None, content_type=None, detected_at=0.0, updated_at=0.0,
+                    next_attempt_at=None, wait_reason=None, attempts=0, publish_id=None, upload_url=None,
+                    upload_expires_at=None, uploaded_bytes=0, chunk_size=None, chunk_count=None,
+                    init_started_at=None, init_count=0, orphans="[]", status=None, post_ids="[]", error_code=None,
+                    error_message=None, error_log_id=None, moved=0, result_name=None, staged="[]", publish_at=None,
+                    detail=None, duplicate_of=None, source_mode=None, post_info=None, dev=info.st_dev)
+    assert not settle.differs(now, recorded)
+    assert settle.differs(now, dataclasses.replace(recorded, dev=info.st_dev + 1))
+    assert not settle.differs(now, dataclasses.replace(recorded, dev=None))      # recorded before devices were
+    assert settle.differs(now, dataclasses.replace(recorded, ctime_ns=info.st_ctime_ns - 1))

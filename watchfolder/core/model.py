@@ -59,7 +59,7 @@ ITEM_FIELDS = (
     "publish_id", "upload_url", "upload_expires_at", "uploaded_bytes", "chunk_size", "chunk_count",
     "init_started_at", "init_count", "orphans", "status", "post_ids", "error_code", "error_message",
     "error_log_id", "moved", "result_name", "staged", "publish_at", "detail", "duplicate_of", "source_mode",
-    "post_info", "media", "warnings", "retry_streak",
+    "post_info", "media", "warnings", "retry_streak", "dev",
 )
 
 
@@ -110,3 +110,4 @@ class Item:
     media: str | None = None       # JSON of what the media probe read (a video's codec, size, rate, length)
     warnings: str = "[]"           # JSON list of things worth knowing that did not stop the item
     retry_streak: int = 0          # transient failures in a row since the last progress (the backoff's step)
+    dev: int | None = None         # the filesystem the file lives on (st_dev); None: not recorded

@@ -21,7 +21,7 @@ HASH_BLOCK = 1024 * 1024
 
 def identity(item: Item) -> Identity:
     """What the item's record says its file is."""
-    return Identity(item.ino, item.size, item.mtime_ns, item.ctime_ns)
+    return Identity(item.ino, item.size, item.mtime_ns, item.ctime_ns, item.dev)
 
 
 class ItemFile:
@@ -78,7 +78,7 @@ class ItemFile:
 
     def after_move(self, item: Item, path: Path) -> dict[str, int] | None:
         """Our own move changed the file's change time (a link count) or its inode (a copy to another
-        filesystem): return the fields to record (``ino``, ``ctime_ns``) once the new name is proven to
+        filesystem): return the fields to record (``ino``, ``ctime_ns``, ``dev``) once the new name is proven to
         hold the same file, else None (the next check then sees the change)."""
         try:
             info = os.lstat(path)
@@ -93,7 +93,7 @@ class ItemFile:
             self.close()  # a copy: the next open takes the new file by its new identity
         elif (info.st_size, info.st_mtime_ns) != (item.size, item.mtime_ns):
             return None
-        return {"ino": info.st_ino, "ctime_ns": info.st_ctime_ns}
+        return {"ino": info.st_ino, "ctime_ns": info.st_ctime_ns, "dev": info.st_dev}
 
     def close(self) -> None:
         if self.media is not None:

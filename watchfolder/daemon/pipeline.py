@@ -138,10 +138,9 @@ class Pipeline(Outcomes):
             return self.store.apply(item, Event.REPLACED, now=now,
                                     note=f"{replaced.message}; cancelled before it was sent")
         current = settle.fingerprint(path, self.settings.watch.ignore)
-        if current is not None and (current.size, current.mtime_ns, current.ctime_ns, current.ino) != (
-                item.size, item.mtime_ns, item.ctime_ns, item.ino):
+        if current is not None and settle.differs(current, item):
             item = self.store.update(item.id, now=now, size=current.size, mtime_ns=current.mtime_ns,
-                                     ctime_ns=current.ctime_ns, ino=current.ino, sha256=None)
+                                     ctime_ns=current.ctime_ns, ino=current.ino, dev=current.dev, sha256=None)
             # New content under the same name (rewritten in place too: the change time tells): it is
             # taken again once it has stopped changing.
             return self._park(item, now + self.settings.watch.settle_seconds, "settling", log,
@@ -445,7 +444,7 @@ class Pipeline(Outcomes):
                           detail="the file changed while it was being uploaded; it starts again as new content "
                                  "once it stops changing", event=Event.FILE_CHANGED, **UPLOAD_RESET,
                           size=stat.st_size, mtime_ns=stat.st_mtime_ns, ctime_ns=stat.st_ctime_ns, ino=stat.st_ino,
-                          sha256=None)
+                          dev=stat.st_dev, sha256=None)
 
     def _poll(self, item: Item, account: AccountSettings, log: Logger) -> Item:
         try:

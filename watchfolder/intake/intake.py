@@ -232,12 +232,11 @@ class Intake:
 
     def _refresh_identity(self, item_id: int, fp: settle.Fingerprint, now: float) -> None:
         item = self.store.get(item_id)
-        if (item.size, item.mtime_ns, item.ctime_ns, item.ino) != (fp.size, fp.mtime_ns, fp.ctime_ns, fp.ino) \
-                and item.state in (State.QUEUED, State.WAITING):
+        if settle.differs(fp, item) and item.state in (State.QUEUED, State.WAITING):
             # New content under the same name, before anything was sent (rewritten in place with its
             # mtime put back too: the change time tells): it starts afresh.
             self.store.update(item.id, now=now, size=fp.size, mtime_ns=fp.mtime_ns, ctime_ns=fp.ctime_ns,
-                              ino=fp.ino, sha256=None)
+                              ino=fp.ino, dev=fp.dev, sha256=None)
 
     def _settings_file(self, pending: Pending, entry: entries.Entry, now: float) -> tuple[bool, int]:
         account, name = pending.account, pending.name
@@ -271,7 +270,7 @@ class Intake:
         settings_path = entries.settings_for(inbox, entry.name) if entry.kind != "photo_set" else None
         settings_name = settings_path.name if settings_path is not None else None
         base: dict[str, Any] = {"size": fp.size, "mtime_ns": fp.mtime_ns, "ctime_ns": fp.ctime_ns, "ino": fp.ino,
-                                "settings_name": settings_name, "source_mode": str(account.mode)}
+                                "dev": fp.dev, "settings_name": settings_name, "source_mode": str(account.mode)}
         kind = Kind.PHOTO if entry.kind in ("photo", "photo_set") else Kind.VIDEO
         content_type: str | None
         found: dict[str, Any] = {}
@@ -279,7 +278,7 @@ class Intake:
             if entry.kind == "video":
                 # Sniffed from a descriptor opened without following links and proven to be the file
                 # that settled (NotTheFile otherwise): a link swapped in is never read.
-                with OpenMedia.open(entry.path, Identity(fp.ino, fp.size, fp.mtime_ns, fp.ctime_ns)) as opened:
+                with OpenMedia.open(entry.path, Identity(fp.ino, fp.size, fp.mtime_ns, fp.ctime_ns, fp.dev)) as opened:
                     creator = videocheck.creator_limit(self.store, entry.account, now)
                     info, warnings = videocheck.checked(opened.file, self.settings, creator)
                 content_type, found = info.content_type, videocheck.fields(info, warnings)

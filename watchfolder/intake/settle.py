@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from watchfolder.core.model import Item
 from watchfolder.intake.ignore import is_ignored
 
 
@@ -36,6 +37,16 @@ class Fingerprint:
     ctime_ns: int
     ino: int
     count: int
+    dev: int | None = None
+
+
+def differs(now: Fingerprint, recorded: Item) -> bool:
+    """True when ``now`` is not the file recorded: another size, mtime, ctime or inode, or another device
+    where both are known (a device not recorded, or a folder's aggregate, is compared by the rest)."""
+    if (now.size, now.mtime_ns, now.ctime_ns, now.ino) != (recorded.size, recorded.mtime_ns, recorded.ctime_ns,
+                                                          recorded.ino):
+        return True
+    return now.dev is not None and recorded.dev is not None and now.dev != recorded.dev
 
 
 def fingerprint(path: Path, ignore_globs: Sequence[str] = ()) -> Fingerprint | None:
@@ -51,7 +62,7 @@ def fingerprint(path: Path, ignore_globs: Sequence[str] = ()) -> Fingerprint | N
     except (FileNotFoundError, NotADirectoryError):
         return None
     if not stat.S_ISDIR(info.st_mode):
-        return Fingerprint(info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, 1)
+        return Fingerprint(info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, 1, info.st_dev)
     return _folder_fingerprint(path, ignore_globs)
 
 

@@ -105,6 +105,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX items_account_name ON items(account, name)
     """,
+    # 6: the file's device beside its inode (NULL for items recorded before: compared by the rest only)
+    """
+    ALTER TABLE items ADD COLUMN dev INTEGER
+    """,
 )
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
