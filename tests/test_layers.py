@@ -2,7 +2,7 @@
 
 The direction, lowest first (docs/architecture.md draws it):
 
-    core  <-  logs, fsinfo, httpserve, openfile  <-  config, store, media, tiktok, mediahost  <-  intake
+    core  <-  logs, fsinfo, zones, httpserve, openfile  <-  config, store, media, tiktok, mediahost  <-  intake
           <-  daemon  <-  ops  <-  commands  <-  cli
 
 A module may import its own package and any lower layer, never a higher one, and packages of the
@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "watchfolder"
 
 LAYERS: dict[str, int] = {
     "core": 0,
-    "logs": 1, "fsinfo": 1, "httpserve": 1, "openfile": 1,
+    "logs": 1, "fsinfo": 1, "httpserve": 1, "openfile": 1, "zones": 1,
     "config": 2, "store": 2, "media": 2, "tiktok": 2, "mediahost": 2,
     "intake": 3,
     "daemon": 4,

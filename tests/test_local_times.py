@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from tests.harness import Rig, wait_for
+from watchfolder import zones
 from watchfolder.commands import status
 from watchfolder.config import post as postsettings
 from watchfolder.config import settings as config
-from watchfolder.core import zones
 from watchfolder.core.errors import ConfigError, MediaError
 from watchfolder.core.model import Kind, Mode
 from watchfolder.media import samples

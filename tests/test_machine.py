@@ -88,9 +88,6 @@ def test_sliding_window_allows_the_next_call_when_the_oldest_of_the_window_ages_
 # Every module the core may import: pure standard library (no clock, no I/O, no randomness) and itself.
 CORE_IMPORTS = {"__future__", "collections.abc", "dataclasses", "datetime", "enum", "functools", "itertools",
                 "json", "math", "operator", "re", "reprlib", "string", "types", "typing", "unicodedata"}
-# The one exception, named: zones.py finds the system's zone ($TZ, /etc/localtime) and reads the zone
-# database. No other core module may reach the environment or the filesystem.
-EDGE_IMPORTS = {"zones.py": {"os", "pathlib", "zoneinfo"}}
 CORE = Path(machine.__file__).resolve().parent
 
 
@@ -104,7 +101,7 @@ def imports_of(path: Path) -> set[str]:
 @pytest.mark.parametrize("path", sorted(CORE.glob("*.py")), ids=lambda path: path.name)
 def test_the_core_imports_only_pure_standard_modules_and_itself(path):
     outside = {name for name in imports_of(path) if not name.startswith("watchfolder.core")}
-    allowed = CORE_IMPORTS | EDGE_IMPORTS.get(path.name, set())
+    allowed = CORE_IMPORTS
 
     assert outside <= allowed, f"{path.name} imports {sorted(outside - allowed)}"
     source = path.read_text(encoding="utf-8")

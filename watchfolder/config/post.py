@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from watchfolder.core import zones
+from watchfolder import zones
 from watchfolder.core.errors import MediaError
 from watchfolder.core.model import Kind, Mode
 from watchfolder.core.text import bounded, display_name, printable, short

@@ -19,11 +19,12 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
+from watchfolder import zones
 from watchfolder.config import lookup
 from watchfolder.config import post as postsettings
 from watchfolder.config import values as cv
 from watchfolder.config.values import Converter, parse_duration, parse_listen
-from watchfolder.core import accountname, zones
+from watchfolder.core import accountname
 from watchfolder.core.errors import ConfigError, UsageError
 from watchfolder.core.limits import VideoLimits
 from watchfolder.core.model import Mode, VideoSource

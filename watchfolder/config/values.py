@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from watchfolder.core import zones
+from watchfolder import zones
 
 
 def show(value: object) -> str:

@@ -13,8 +13,9 @@ import json
 import sqlite3
 from typing import Any
 
+from watchfolder import zones
 from watchfolder.config.settings import Settings
-from watchfolder.core import machine, zones
+from watchfolder.core import machine
 from watchfolder.core.errors import AuthError, StoreError
 from watchfolder.core.model import Item, State
 from watchfolder.core.text import display_name, iso, printable

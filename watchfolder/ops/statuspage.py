@@ -13,8 +13,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from watchfolder import zones
 from watchfolder.config.settings import Settings
-from watchfolder.core import zones
 from watchfolder.core.errors import WatchfolderError
 from watchfolder.ops import itemview, page, pagestyle, progress, report
 from watchfolder.ops.actions import Actions
