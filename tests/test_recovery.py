@@ -124,7 +124,9 @@ def finished(rig: Rig, name: str = "clip.mp4") -> dict[str, Any]:
     sidecar = rig.wait_sidecar("alice", name)
     wait_for(lambda: os.listdir(rig.folder("alice", "processing")) == [], 5, what="processing/ empty")
     assert os.listdir(rig.folder("alice", "inbox")) == []
-    assert sorted(os.listdir(rig.folder("alice", "done"))) == [name, f"{name}.json"]
+    # The sidecar's name appears (linked from its temp file) a moment before the temp name is unlinked.
+    wait_for(lambda: sorted(os.listdir(rig.folder("alice", "done"))) == [name, f"{name}.json"], 5,
+             what=f"done/ holding {name} and its sidecar, nothing else")
     return sidecar
 
 
