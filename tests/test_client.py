@@ -32,7 +32,7 @@ from watchfolder.core.errors import MediaError, TikTokError
 from watchfolder.core.model import Action
 from watchfolder.emulator.core import Emulator
 from watchfolder.emulator.envelope import CODES_OF_ENDPOINT, status_for
-from watchfolder.tiktok import chunks, client, codes, upload
+from watchfolder.tiktok import chunks, client, codes, sendbody, upload
 
 TOKEN = "act.secret-access-token-for-tests"
 
@@ -517,7 +517,7 @@ def test_over_https_the_chunk_is_streamed_in_blocks_and_arrives_intact(
         tls_scripted: tuple[Scripted, ssl.SSLContext], tmp_path: Path) -> None:
     server, trust = tls_scripted
     video = tmp_path / "clip.mp4"
-    write_file(video, 3 * upload.BLOCK + 12345)
+    write_file(video, 3 * sendbody.BLOCK + 12345)
     server.script(Answer(status=206, body=b""), Answer(status=201, body=b""))
     streamer = upload.ChunkUploader(timeout=5, ssl_context=trust)
     url = f"https://127.0.0.1:{server.server_address[1]}/video/?upload_id=1&upload_token=t"

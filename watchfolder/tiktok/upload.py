@@ -30,8 +30,7 @@ from watchfolder import __version__
 from watchfolder.core.errors import MediaError, TikTokError
 from watchfolder.core.text import display_name
 from watchfolder.tiktok import codes, transport
-
-BLOCK = 1024 * 1024
+from watchfolder.tiktok.sendbody import Hasher, send_body
 
 # "bytes 0-N/T": TikTok holds bytes 0..N so far; "bytes */T": it holds none yet.
 _PROGRESS = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(?:\d+|\*)")
@@ -74,10 +73,12 @@ class ChunkUploader:
         self._connections: dict[tuple[str, str], http.client.HTTPConnection] = {}
 
     def put_chunk(self, upload_url: str, source: Path | io.BufferedIOBase, first: int, last: int, total: int,
-                  content_type: str, *, name: str | None = None) -> ChunkAck:
+                  content_type: str, *, name: str | None = None,
+                  hasher: Hasher | None = None) -> ChunkAck:
         """Given an upload_url and the inclusive byte range ``first..last`` of the ``total``-byte file
         ``source`` (a path, or a binary file already open, which is read by offset and left open),
-        PUT those bytes and return TikTok's progress. ``name`` is the file's name for messages.
+        PUT those bytes and return TikTok's progress. ``name`` is the file's name for messages;
+        ``hasher`` (optional) is given every byte sent, in order (``sendbody.send_body``).
 
         Raise TikTokError: ``range_mismatch`` (a RangeMismatchError with ``resume_offset``, RETRY),
         ``upload_url_expired`` / ``upload_not_found`` (REINIT), ``upload_rejected`` (FAIL),
@@ -109,7 +110,7 @@ class ChunkUploader:
                 connection.putheader("Content-Length", str(count))
                 connection.putheader("Content-Range", f"bytes {first}-{last}/{total}")
                 connection.endheaders()
-                sent = _send_body(connection, file, first, count)
+                sent = send_body(connection, file, first, count, hasher=hasher)
             except (OSError, http.client.HTTPException) as exc:
                 return self._answer_after_failed_send(key, connection, parts.netloc, first, last, exc)
             if sent != count:
@@ -192,26 +193,6 @@ class ChunkUploader:
         connection = self._connections.pop(key, None)
         if connection is not None:
             connection.close()
-
-
-def _send_body(connection: http.client.HTTPConnection, file: io.BufferedIOBase, first: int, count: int) -> int:
-    """Stream ``count`` bytes of ``file`` from ``first``; return how many were sent (fewer only if
-    the file shrank under us)."""
-    sock = connection.sock
-    assert sock is not None  # connect() succeeded and nothing has closed it since
-    if not isinstance(connection, http.client.HTTPSConnection):
-        return sock.sendfile(file, offset=first, count=count)
-    # TLS needs the bytes in user space: reuse one buffer rather than allocate per block.
-    view = memoryview(bytearray(min(BLOCK, count)))
-    file.seek(first)
-    sent = 0
-    while sent < count:
-        got = file.readinto(view[: min(BLOCK, count - sent)])
-        if not got:
-            break
-        sock.sendall(view[:got])
-        sent += got
-    return sent
 
 
 def _network_error(host: str, exc: Exception) -> TikTokError:
