@@ -63,9 +63,11 @@ def _items(rig: Rig) -> list[Any]:
 
 
 def _swap_for_link(path: Path, target: Path) -> None:
-    """What an attacker does: the taken-in file goes, a link to a secret takes its name."""
-    os.unlink(path)
-    os.symlink(target, path)
+    """What an attacker does: a link to a secret takes the taken-in file's name, in one rename (an unlink
+    then a symlink lets the daemon see the name missing in between: "taken out", not "a link")."""
+    spare = path.with_name(path.name + ".link")
+    os.symlink(target, spare)
+    os.replace(spare, path)
 
 
 def _token_file(rig: Rig) -> Path:

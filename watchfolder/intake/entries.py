@@ -113,54 +113,98 @@ def list_inbox(inbox: Path, account: str, ignore_globs: Sequence[str] = ()) -> l
     return found
 
 
-def _same_name(a: str, b: str) -> bool:
-    # macOS clients write decomposed (NFD) names; a clip.mp4 and its clip.yaml may differ only in that.
-    return unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b)
+class FolderView:
+    """One listing of a folder (one ``os.scandir``), asked many times: the settings files in it by
+    stem, and its names by stem. Taken once per pass of intake (``Listings``) so that taking in a
+    thousand files of one inbox lists it once, not once per file (a listing per file made intake
+    quadratic); a settings file that lands later is seen by the next pass's listing.
 
+    Raise OSError if the folder cannot be read (not a missing folder: that is an empty view)."""
 
-def _first_settings_file(folder: Path, stem: str) -> Path | None:
-    """Return the regular file ``<stem><ext>`` in ``folder`` for the first ext in SETTINGS_SUFFIXES."""
-    candidates: dict[str, Path] = {}
-    try:
-        with os.scandir(folder) as listing:
-            for dirent in listing:
-                # This lists the whole inbox for every item taken in, and most entries are media: turn
-                # them away with one cheap test (splitext and NFC on each entry made a 1,000-file inbox
-                # take minutes to take in).
-                if not dirent.name.lower().endswith(SETTINGS_SUFFIXES):
-                    continue
-                base, ext = os.path.splitext(dirent.name)
-                ext = ext.lower()
-                wanted = ext in SETTINGS_SUFFIXES and ext not in candidates and _same_name(base, stem)
-                if wanted and dirent.is_file(follow_symlinks=False):
-                    candidates[ext] = folder / dirent.name
-    except (FileNotFoundError, NotADirectoryError):
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.names: list[str] = []
+        # NFC stem -> {lowercased ext: name}: the first regular file of each settings extension.
+        self._settings: dict[str, dict[str, str]] = {}
+        self._stems: dict[str, list[str]] | None = None
+        try:
+            with os.scandir(folder) as listing:
+                for dirent in listing:
+                    self.names.append(dirent.name)
+                    # Most entries are media: turn them away with one cheap test before splitext and NFC.
+                    if not dirent.name.lower().endswith(SETTINGS_SUFFIXES):
+                        continue
+                    base, ext = os.path.splitext(dirent.name)
+                    ext = ext.lower()
+                    if ext not in SETTINGS_SUFFIXES:
+                        continue
+                    try:
+                        regular = dirent.is_file(follow_symlinks=False)
+                    except FileNotFoundError:
+                        continue   # removed between readdir and lstat
+                    if regular:
+                        self._settings.setdefault(_nfc(base), {}).setdefault(ext, dirent.name)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+
+    def settings_file(self, stem: str) -> Path | None:
+        """The regular file ``<stem><ext>`` here for the first ext in SETTINGS_SUFFIXES (stem compared after
+        NFC, ext case-insensitively), or None."""
+        found = self._settings.get(_nfc(stem))
+        if not found:
+            return None
+        for ext in SETTINGS_SUFFIXES:
+            if ext in found:
+                return self.folder / found[ext]
         return None
-    for ext in SETTINGS_SUFFIXES:
-        if ext in candidates:
-            return candidates[ext]
-    return None
+
+    def with_stem(self, stem: str) -> list[str]:
+        """The names here whose stem (the name without its last extension) is exactly ``stem``."""
+        if self._stems is None:
+            self._stems = {}
+            for name in self.names:
+                self._stems.setdefault(os.path.splitext(name)[0], []).append(name)
+        return self._stems.get(stem, [])
 
 
-def settings_for(inbox: Path, media_name: str) -> Path | None:
+class Listings:
+    """The folders listed so far in one pass of intake, each listed at most once; a new pass makes a new one."""
+
+    def __init__(self) -> None:
+        self._views: dict[Path, FolderView] = {}
+
+    def view(self, folder: Path) -> FolderView:
+        view = self._views.get(folder)
+        if view is None:
+            view = self._views[folder] = FolderView(folder)
+        return view
+
+
+def _nfc(name: str) -> str:
+    # macOS clients write decomposed (NFD) names; a clip.mp4 and its clip.yaml may differ only in that.
+    return name if name.isascii() else unicodedata.normalize("NFC", name)
+
+
+def settings_for(inbox: Path, media_name: str, listings: Listings | None = None) -> Path | None:
     """Given an inbox and a media name in it, return its post settings file, or None if it has none.
 
     For a file ``clip.mp4``: ``clip.yaml``, else ``clip.yml``, else ``clip.txt`` beside it (extension
     case-insensitive, name compared after NFC normalisation). For a folder: ``post.yaml`` (or
     ``post.yml``, ``post.txt``) inside it. Only regular files count: a symlinked settings file is not
-    followed.
+    followed. ``listings``: the pass's listings to reuse (else the folder is listed now).
     """
     media = inbox / media_name
     try:
         is_folder = stat.S_ISDIR(os.lstat(media).st_mode)
     except (FileNotFoundError, NotADirectoryError):
         is_folder = False
+    lister = listings or Listings()
     if is_folder:
-        return _first_settings_file(media, FOLDER_SETTINGS_STEM)
+        return lister.view(media).settings_file(FOLDER_SETTINGS_STEM)
     stem = os.path.splitext(media_name)[0]
     if not stem:
         return None
-    return _first_settings_file(inbox, stem)
+    return lister.view(inbox).settings_file(stem)
 
 
 def photo_files(folder: Path, ignore_globs: Sequence[str] = ()) -> list[Path]:

@@ -37,6 +37,7 @@ UNREADABLE_RECHECK = 5.0          # how often a file we cannot read is tried aga
 INBOX_GONE_RECHECK = 30.0         # an entry of a vanished inbox is kept; the rescan on its return wakes it sooner
 SLICE_SECONDS = 0.2               # the longest one pass of the main loop spends taking files in
 TROUBLE_RECHECK = 30.0            # an entry that could not be examined (I/O error, a bug) is tried again after this
+STORE_RECHECK = 5.0               # a pass whose items could not be committed (state disk full): tried again after this
 INBOX_GONE_NOTE = "waiting: the inbox is unavailable (share not mounted?)"
 TROUBLE_NOTE = "cannot read it right now (see the log); trying again"
 # Pictures and clips a photo folder may hold that a photo post cannot take (see _refuse_foreign_media).
@@ -52,6 +53,17 @@ class Pending:
     name: str
     recheck_at: float
     first_seen: float
+
+
+@dataclasses.dataclass(slots=True)
+class Insert:
+    """An item decided in this pass, committed with the pass's others (``Store.add_items``), then logged."""
+
+    pending: Pending
+    record: dict[str, Any]
+    level: str | None     # the log line said once it is committed, with its item_id (None: none)
+    event: str | None
+    fields: dict[str, Any]
 
 
 class Intake:
@@ -70,6 +82,11 @@ class Intake:
         self.accounts = {account.name: account for account in settings.accounts}
         self.caption_warned: set[str] = set()  # inbox accounts already told that TikTok drops captions
         self.slice_seconds = SLICE_SECONDS
+        # This pass's: the inbox listings (one per folder, reused by every entry), the time zone, the
+        # items decided and not yet committed.
+        self.listings = entries.Listings()
+        self._zone: datetime.tzinfo | None = None
+        self._inserts: dict[tuple[str, str], Insert] = {}
 
     def inbox(self, account: str) -> Path:
         return self.settings.root / account / "inbox"
@@ -95,8 +112,14 @@ class Intake:
         """Look at the pending entries whose recheck time has come, for at most ``slice_seconds`` (at least
         one entry); return how many items were recorded. What is left stays due, so the main loop comes
         back at once, after scheduling, health and watchdog pings: a 100,000-file backlog is taken in
-        slices instead of one pass that holds the loop for minutes."""
+        slices instead of one pass that holds the loop for minutes.
+
+        Each folder is listed at most once in a pass, and the items it decides are committed together at
+        its end (a crash before that commit loses only the decision: the files are still in inbox/, and
+        the start's scan takes them in again)."""
         self.drain(now)
+        self.listings = entries.Listings()
+        self._zone = None
         recorded = 0
         ends = time.monotonic() + self.slice_seconds
         looked = 0
@@ -112,10 +135,40 @@ class Intake:
                 self._trouble(pending, now, exc)
                 continue
             recorded += changed
-            if done:
+            if done and key not in self._inserts:
                 self.pending.pop(key, None)
                 self.settler.forget(_settle_key(key))
+        self._commit(now)
         return recorded
+
+    def _commit(self, now: float) -> None:
+        """Commit the pass's items in one transaction, then log them and forget their entries. On a store
+        error they stay pending (tried again after STORE_RECHECK) and the error goes up to the loop, which
+        reports it (``/healthz``) and carries on."""
+        inserts, self._inserts = list(self._inserts.values()), {}
+        if not inserts:
+            return
+        try:
+            ids = self.store.add_items([insert.record for insert in inserts])
+        except Exception:
+            for insert in inserts:
+                insert.pending.recheck_at = now + STORE_RECHECK
+            raise
+        for insert, item_id in zip(inserts, ids, strict=True):
+            key = (insert.pending.account, insert.pending.name)
+            self.pending.pop(key, None)
+            self.settler.forget(_settle_key(key))
+            if insert.level is not None:
+                getattr(self.log, insert.level)(insert.event, **insert.fields, item_id=item_id)
+
+    def _insert(self, pending: Pending, record: dict[str, Any], level: str | None, event: str | None,
+                **fields: Any) -> None:
+        self._inserts[(pending.account, pending.name)] = Insert(pending, record, level, event, fields)
+
+    def zone(self) -> datetime.tzinfo:
+        if self._zone is None:
+            self._zone = self.settings.zone()
+        return self._zone
 
     def next_wakeup(self) -> float | None:
         return min((p.recheck_at for p in self.pending.values()), default=None)
@@ -185,7 +238,7 @@ class Intake:
         if entry.kind in ("video", "photo") and not self._settings_settled(pending, entry, now):
             return False, 0
         try:
-            recorded = self._take_in(entry, fp, now)
+            recorded = self._take_in(pending, entry, fp, now)
         except PermissionError:
             self._unreadable(pending, now)
             return False, 0
@@ -242,8 +295,8 @@ class Intake:
         account, name = pending.account, pending.name
         stem = os.path.splitext(name)[0]
         inbox = self.inbox(account)
-        for candidate in os.listdir(inbox):
-            if candidate != name and os.path.splitext(candidate)[0] == stem:
+        for candidate in self.listings.view(inbox).with_stem(stem):
+            if candidate != name:
                 other = entries.classify(inbox, account, candidate, self.settings.watch.ignore)
                 if other.kind in ("video", "photo", "photo_set", "other"):
                     self.notices.pop((account, name), None)
@@ -256,18 +309,20 @@ class Intake:
             pending.recheck_at = pending.first_seen + ORPHAN_SETTINGS_SECONDS
             return False, 0
         self.notices.pop((account, name), None)
-        self.store.add_item(
-            account=account, name=name, kind="settings", now=now, state=State.FAILED,
-            error_code="settings_without_media",
-            error_message=f"no media named {stem}.* arrived within {int(ORPHAN_SETTINGS_SECONDS // 60)} minutes "
-                          "of this settings file",
-        )
+        self._insert(pending, {
+            "account": account, "name": name, "kind": "settings", "now": now, "state": State.FAILED,
+            "error_code": "settings_without_media",
+            "error_message": f"no media named {stem}.* arrived within {int(ORPHAN_SETTINGS_SECONDS // 60)} "
+                             "minutes of this settings file",
+        }, None, None)
         return True, 1
 
-    def _take_in(self, entry: entries.Entry, fp: settle.Fingerprint, now: float) -> int:
+    def _take_in(self, pending: Pending, entry: entries.Entry, fp: settle.Fingerprint, now: float) -> int:
+        """Decide the item the settled entry makes (queued, waiting, or refused: failed) and add it to the
+        pass's inserts; return 1."""
         account = self.accounts[entry.account]
         inbox = self.inbox(entry.account)
-        settings_path = entries.settings_for(inbox, entry.name) if entry.kind != "photo_set" else None
+        settings_path = entries.settings_for(inbox, entry.name, self.listings) if entry.kind != "photo_set" else None
         settings_name = settings_path.name if settings_path is not None else None
         base: dict[str, Any] = {"size": fp.size, "mtime_ns": fp.mtime_ns, "ctime_ns": fp.ctime_ns, "ino": fp.ino,
                                 "dev": fp.dev, "settings_name": settings_name, "source_mode": str(account.mode)}
@@ -285,7 +340,8 @@ class Intake:
             else:
                 content_type = self._check_media(entry)
             post = resolve_post_settings(account.defaults, inbox, entry, kind, str(account.mode),
-                                         ignore_globs=self.settings.watch.ignore, zone=self.settings.zone())
+                                         ignore_globs=self.settings.watch.ignore, zone=self.zone(),
+                                         listings=self.listings)
         except NotTheFile:
             raise
         except MediaError as exc:
@@ -293,25 +349,24 @@ class Intake:
             message = text.bounded(text.printable(exc.message), 4000)
             if isinstance(exc, videocheck.VideoRefused):
                 found = videocheck.fields(exc.info, exc.warnings)
-            item = self.store.add_item(account=entry.account, name=entry.name, kind=str(kind), now=now,
-                                       state=State.FAILED, error_code=exc.code, error_message=message,
-                                       note=message, **base, **found)
-            self.log.warning("item_refused", account=entry.account, item=text.display_name(entry.name),
-                             code=exc.code, reason=message, item_id=item.id)
+            self._insert(pending, {"account": entry.account, "name": entry.name, "kind": str(kind), "now": now,
+                                   "state": State.FAILED, "error_code": exc.code, "error_message": message,
+                                   "note": message, **base, **found},
+                         "warning", "item_refused", account=entry.account, item=text.display_name(entry.name),
+                         code=exc.code, reason=message)
             return 1
         if kind is Kind.VIDEO and Mode(account.mode) is Mode.INBOX and post.title:
             self._warn_caption(entry.account, post.source_file)
         publish_at = post.publish_at.timestamp() if post.publish_at else None
         state = State.WAITING if publish_at and publish_at > now else State.QUEUED
-        item = self.store.add_item(
-            account=entry.account, name=entry.name, kind=str(kind), now=now, state=state,
-            content_type=content_type, publish_at=publish_at,
-            next_attempt_at=publish_at if state is State.WAITING else None,
-            wait_reason="publish_at" if state is State.WAITING else None,
-            post_info=postsettings.as_dict(post), **base, **found,
-        )
-        self.log.info("item_queued", account=entry.account, item=text.display_name(entry.name),
-                      item_id=item.id, kind=str(kind), size=fp.size, state=str(state))
+        self._insert(pending, {
+            "account": entry.account, "name": entry.name, "kind": str(kind), "now": now, "state": state,
+            "content_type": content_type, "publish_at": publish_at,
+            "next_attempt_at": publish_at if state is State.WAITING else None,
+            "wait_reason": "publish_at" if state is State.WAITING else None,
+            "post_info": postsettings.as_dict(post), **base, **found,
+        }, "info", "item_queued", account=entry.account, item=text.display_name(entry.name), kind=str(kind),
+            size=fp.size, state=str(state))
         return 1
 
     def _settings_settled(self, pending: Pending, entry: entries.Entry, now: float) -> bool:
@@ -320,7 +375,7 @@ class Intake:
         A settings file that lands a moment after its media (inside the media's settle window) is
         used; waiting for it to settle as well keeps a half-written one from being read as empty.
         """
-        path = entries.settings_for(self.inbox(entry.account), entry.name)
+        path = entries.settings_for(self.inbox(entry.account), entry.name, self.listings)
         if path is None:
             return True
         verdict = self.settler.observe(_settle_key((entry.account, path.name)), self.fingerprint(path), now)
@@ -380,15 +435,17 @@ def _refuse_foreign_media(folder: Path, ignore_globs: Sequence[str]) -> None:
 
 def resolve_post_settings(defaults: Mapping[str, object], inbox: Path, entry: entries.Entry, kind: Kind,
                           mode: str, *, ignore_globs: Sequence[str] = (),
-                          zone: datetime.tzinfo = datetime.UTC) -> postsettings.PostSettings:
+                          zone: datetime.tzinfo = datetime.UTC,
+                          listings: entries.Listings | None = None) -> postsettings.PostSettings:
     """Given an inbox entry, read its settings file (``<stem>.yaml``/``.txt`` beside a file, ``post.yaml``
     inside a photo folder) over the account defaults and return the checked settings.
 
     Raise MediaError("bad_post_settings", …) when they are bad, including a ``photo_cover_index`` that
     names no image of the post (counted as ``entries.photo_files`` with ``ignore_globs`` counts them).
-    A ``publish_at`` without an offset is read as wall-clock time in ``zone``.
+    A ``publish_at`` without an offset is read as wall-clock time in ``zone``; ``listings``: the
+    folders already listed in this pass.
     """
-    path = entries.settings_for(inbox, entry.name)
+    path = entries.settings_for(inbox, entry.name, listings)
     values = postsettings.read_settings_file(path) if path is not None else {}
     post = postsettings.resolve(defaults, values, kind=kind, mode=Mode(mode),
                                 source_name=path.name if path is not None else None, zone=zone)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -106,22 +106,36 @@ class Store:
     def add_item(self, *, account: str, name: str, kind: str, now: float, state: State = State.QUEUED,
                  note: str | None = None, **fields: Any) -> Item:
         """Record a newly taken-in item with its first event; return it."""
-        _check_fields(fields)
-        columns = {"account": account, "name": name, "kind": kind, "state": str(state),
-                   "detected_at": now, "updated_at": now, **fields}
-        names = ", ".join(columns)
-        marks = ", ".join("?" for _ in columns)
-        with self.transaction() as conn:
-            cursor = conn.execute(f"INSERT INTO items ({names}) VALUES ({marks})",  # noqa: S608 - fixed names
-                                  [_encode(v) for v in columns.values()])
-            item_id = int(cursor.lastrowid or 0)
-            # "detected" is the first event of every history, not a stored state: intake records an
-            # item only once it has settled.
-            conn.execute("INSERT INTO events (item_id, state, at, detail) VALUES (?, 'detected', ?, NULL)",
-                         (item_id, now))
-            conn.execute("INSERT INTO events (item_id, state, at, detail) VALUES (?, ?, ?, ?)",
-                         (item_id, str(state), now, note))
+        (item_id,) = self.add_items([{"account": account, "name": name, "kind": kind, "now": now, "state": state,
+                                      "note": note, **fields}])
         return self.get(item_id)
+
+    def add_items(self, records: Sequence[Mapping[str, Any]]) -> list[int]:
+        """Record newly taken-in items (each the arguments of ``add_item``) in one transaction, so a pass of
+        intake is one commit, not one per file; return their ids in order. All or none: on an error none is
+        recorded (intake keeps their entries and takes them in again)."""
+        rows = []
+        for record in records:
+            fields = dict(record)
+            account, name, kind, now = fields.pop("account"), fields.pop("name"), fields.pop("kind"), fields.pop("now")
+            state, note = fields.pop("state", State.QUEUED), fields.pop("note", None)
+            _check_fields(fields)
+            rows.append(({"account": account, "name": name, "kind": kind, "state": str(state),
+                          "detected_at": now, "updated_at": now, **fields}, now, note))
+        ids = []
+        with self.transaction() as conn:
+            for columns, now, note in rows:
+                names = ", ".join(columns)
+                marks = ", ".join("?" for _ in columns)
+                cursor = conn.execute(f"INSERT INTO items ({names}) VALUES ({marks})",  # noqa: S608 - fixed names
+                                      [_encode(v) for v in columns.values()])
+                item_id = int(cursor.lastrowid or 0)
+                # "detected" is the first event of every history, not a stored state: intake records an
+                # item only once it has settled.
+                conn.executemany("INSERT INTO events (item_id, state, at, detail) VALUES (?, ?, ?, ?)",
+                                 [(item_id, "detected", now, None), (item_id, columns["state"], now, note)])
+                ids.append(item_id)
+        return ids
 
     def get(self, item_id: int) -> Item:
         row = self.conn.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
