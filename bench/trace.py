@@ -39,7 +39,7 @@ STEPS: tuple[tuple[str, str, str], ...] = (
     ("intake", "watchfolder.intake.intake", "Intake.step"),
     ("schedule", "watchfolder.daemon.scheduler", "Scheduler.step"),
     *(("store_write", "watchfolder.store.store", f"Store.{name}") for name in (
-        "add_item", "apply", "update", "note", "set_account_state", "set_runtime", "ledger_add")),
+        "add_items", "apply", "update", "note", "set_account_state", "set_runtime", "ledger_add")),
     *(("store_read", "watchfolder.store.store", f"Store.{name}") for name in (
         "get", "find_open", "items", "next_due", "duplicate_of", "history", "account_state", "runtime",
         "ledger_times")),
