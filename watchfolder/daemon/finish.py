@@ -127,6 +127,11 @@ def finish(root: Path, store: Store, item: Item, now: float, log: Logger) -> boo
     error is recorded for `status`, and the main loop calls this again later. Safe to call from several
     threads and again after a crash at any point: the item is read afresh under one lock.
     """
+    fresh = store.get(item.id)
+    if fresh.moved or fresh.state not in (State.DONE, State.FAILED):
+        # All there already (moved is final), or not finished: no need to queue for the lock behind a
+        # worker that is writing its own item's sidecar (the main loop asks after every worker that ends).
+        return True
     with _LOCK:
         return _finish(root, store, store.get(item.id), now, log)
 

@@ -74,6 +74,8 @@ def cap_frees_at(store: Store, account: str, mode: str, now: float, cap: int) ->
     Inbox mode counts the drafts sent in 24 h against the pending-draft cap, direct mode the posts
     against the daily post cap; what was sent before the account's last ``resume`` does not count
     (the creator said the slots are free)."""
+    if cap <= 0:
+        return None   # no cap: the ledger is not read (the scheduler asks for every account on every pass)
     direct = mode == "direct"
     since = now - machine.DAY
     resumed = store.ledger_times(account, "resume", since)
