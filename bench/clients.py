@@ -5,6 +5,10 @@ sends one inbox video init, then PUTs every chunk, and prints one JSON line: the
 (user, system) the PUT loop took in this process. Modes:
 
 - ``httpclient``: ``http.client``, 1 MiB blocks read into one reused buffer and sent with ``sendall``;
+- ``hashing``: the same, each block also handed to SHA-256 before it is sent (what the daemon does when it
+  hashes while sending: the fair comparison for it);
+- ``memory``: the same blocks sent from memory, no file read and no hash: what the stream alone costs (over
+  TLS, the cipher and the socket); its JSON line also names the TLS cipher the server picked;
 - ``sendfile``: ``http.client`` headers, then ``socket.sendfile`` (zero-copy; plain HTTP only);
 - ``requests``: ``requests`` streaming a file object (what a straightforward client would write).
 
@@ -15,6 +19,7 @@ per chunk file (curl cannot send a byte range of a larger file, so the file is s
 from __future__ import annotations
 
 import argparse
+import hashlib
 import http.client
 import json
 import resource
@@ -58,9 +63,12 @@ def _target(url: str) -> str:
 
 
 def put_http_client(upload_url: str, path: Path, chunk_plan: ChunkPlan, context: ssl.SSLContext | None,
-                    zero_copy: bool) -> None:
-    """PUT every chunk over one kept-alive connection: 1 MiB blocks, or ``socket.sendfile`` when ``zero_copy``."""
+                    mode: str) -> str:
+    """PUT every chunk over one kept-alive connection: 1 MiB blocks (``httpclient``; ``hashing`` with a SHA-256
+    of every block; ``memory`` from one buffer, not the file), or ``socket.sendfile`` (``sendfile``). Return the
+    TLS cipher's name ("" over plain HTTP)."""
     connection = connect(upload_url, context)
+    digest = hashlib.sha256()
     target = _target(upload_url)
     view = memoryview(bytearray(BLOCK))
     with open(path, "rb") as file:
@@ -72,20 +80,24 @@ def put_http_client(upload_url: str, path: Path, chunk_plan: ChunkPlan, context:
             connection.putheader("Content-Range", f"bytes {first}-{last}/{chunk_plan.size}")
             connection.endheaders()
             assert connection.sock is not None
-            if zero_copy:
+            if mode == "sendfile":
                 connection.sock.sendfile(file, offset=first, count=count)
             else:
                 file.seek(first)
                 left = count
                 while left:
-                    got = file.readinto(view[:min(BLOCK, left)])
+                    got = min(BLOCK, left) if mode == "memory" else file.readinto(view[:min(BLOCK, left)])
+                    if mode == "hashing":
+                        digest.update(view[:got])
                     connection.sock.sendall(view[:got])
                     left -= got
             answer = connection.getresponse()
             answer.read()
             if answer.status not in (201, 206):
                 raise RuntimeError(f"chunk {first}-{last}: HTTP {answer.status}")
+    cipher = connection.sock.cipher() if isinstance(connection.sock, ssl.SSLSocket) else None
     connection.close()
+    return cipher[0] if cipher else ""
 
 
 class _Range:
@@ -144,7 +156,7 @@ def curl_command(upload_url: str, chunk_files: list[Path], chunk_plan: ChunkPlan
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.clients", description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("httpclient", "sendfile", "requests"))
+    parser.add_argument("mode", choices=("httpclient", "hashing", "memory", "sendfile", "requests"))
     parser.add_argument("--base-url", required=True)
     parser.add_argument("--token", required=True)
     parser.add_argument("--file", required=True, type=Path)
@@ -155,13 +167,14 @@ def main(argv: list[str]) -> int:
     chunk_plan = plan(args.file.stat().st_size, args.chunk_size)
     publish_id, upload_url = init(args.base_url, args.token, chunk_plan, context)
     before = resource.getrusage(resource.RUSAGE_SELF)
+    cipher = ""
     if args.mode == "requests":
         put_requests(upload_url, args.file, chunk_plan, args.cafile)
     else:
-        put_http_client(upload_url, args.file, chunk_plan, context, zero_copy=args.mode == "sendfile")
+        cipher = put_http_client(upload_url, args.file, chunk_plan, context, args.mode)
     after = resource.getrusage(resource.RUSAGE_SELF)
     sys.stdout.write(json.dumps({"publish_id": publish_id, "cpu_user": after.ru_utime - before.ru_utime,
-                                 "cpu_system": after.ru_stime - before.ru_stime}) + "\n")
+                                 "cpu_system": after.ru_stime - before.ru_stime, "cipher": cipher}) + "\n")
     return 0
 
 

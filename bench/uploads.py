@@ -54,6 +54,8 @@ class Upload:
     verified: bool = True          # the bytes the emulator received hash to the file's SHA-256
     chunk_ms: float = 0.0          # median time from one chunk's answer to the next one's
     first_ms: float = 0.0          # from the init's answer to the first chunk's answer
+    cipher: str = ""               # bare clients over TLS: the cipher the server picked
+    hashed_while_sending: bool = False   # daemon: its log says the content hash was built from the bytes sent
 
     @property
     def rate(self) -> float:
@@ -126,6 +128,7 @@ def daemon_upload(folder: Path, emulator: EmulatorProcess, emulator_sampler: Sam
             warmer.stop()
         finished = daemon.wait_for("item_finished", 600)[0]
         sampler.stop()
+        while_sent = any(e.get("read") == "while_sent" for e in daemon.events("content_hashed"))
         with open(f"/proc/{daemon.pid}/status", encoding="ascii") as status:
             peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) * 1024
         if finished.get("result") != "done":
@@ -143,7 +146,8 @@ def daemon_upload(folder: Path, emulator: EmulatorProcess, emulator_sampler: Sam
         daemon.stop()
     return Upload("watchfolder run", size, end - start, user, system, emulator_user + emulator_system,
                   file_size=sidecar["size"], item_seconds=finished["at"] - dropped, item_cpu=item_user + item_system,
-                  peak_rss=peak, verified=received["sha256"] == sidecar["sha256"], chunk_ms=per_chunk, first_ms=first)
+                  peak_rss=peak, verified=received["sha256"] == sidecar["sha256"], chunk_ms=per_chunk, first_ms=first,
+                  hashed_while_sending=while_sent)
 
 
 def bare_upload(mode: str, emulator: EmulatorProcess, emulator_sampler: Sampler, path: Path, account: str,
@@ -163,12 +167,14 @@ def bare_upload(mode: str, emulator: EmulatorProcess, emulator_sampler: Sampler,
     records = emulator.records()
     start, end, size = upload_window(records, result["publish_id"])
     emulator_user, emulator_system = emulator_sampler.cpu_between(start, end)
-    names = {"httpclient": "http.client, 1 MiB blocks", "sendfile": "http.client + socket.sendfile",
+    names = {"httpclient": "http.client, 1 MiB blocks", "hashing": "http.client, 1 MiB blocks + SHA-256",
+             "memory": "http.client, from memory (no file, no hash)", "sendfile": "http.client + socket.sendfile",
              "requests": "requests, file object"}
     per_chunk, first = chunk_interval(records, result["publish_id"])
     share = size / path.stat().st_size   # its CPU covers every chunk; the window, all but the first
     return Upload(names[mode], size, end - start, result["cpu_user"] * share, result["cpu_system"] * share,
-                  emulator_user + emulator_system, file_size=path.stat().st_size, chunk_ms=per_chunk, first_ms=first)
+                  emulator_user + emulator_system, file_size=path.stat().st_size, chunk_ms=per_chunk, first_ms=first,
+                  cipher=result.get("cipher", ""))
 
 
 def chunk_interval(records: dict[str, Any], publish_id: str) -> tuple[float, float]:
