@@ -1,14 +1,16 @@
 """``python -m bench``: run the benchmarks against the emulator on loopback, print the table, write the page.
 
-    python -m bench                         all nine (about 15 minutes on 2 cores), writes docs/benchmarks.md
+    python -m bench                         all of them (about 35 minutes on 2 cores), writes docs/benchmarks.md
     python -m bench --only throughput,idle  some of them (idle needs the backlog's 10,000 done files: it
-                                            runs the backlog first)
+                                            runs the backlog first; it idles 12 minutes)
     python -m bench --smoke                 every benchmark with tiny sizes, in seconds (proves the code runs;
                                             writes nothing unless --out is given)
 
 Names: throughput (1 and 6), memory (2), latency (3), backlog (4), idle (5), probe (7: the media probe per
 file, a second), page (8: the status page's bytes and server time with 10,000 items), wan (9: the share of a
-simulated uplink, namespaces + tc tbf where allowed; a few minutes). Scratch files go to bench/out/ (or
+simulated uplink, namespaces + tc tbf where allowed; a few minutes), processing (10: 20 videos with 30 s of
+TikTok processing each through one account, about 4 minutes), fsyncs (11: flush calls per item, counted
+with strace). Scratch files go to bench/out/ (or
 --work) and big ones are deleted after each benchmark.
 """
 
@@ -23,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
-from bench import backlog, latency, memory, page, probe, report, throughput, wan
+from bench import backlog, fsyncs, idle, latency, memory, page, probe, processing, report, throughput, wan
 from bench.rig import Context
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,10 +34,12 @@ BENCHMARKS: dict[str, Callable[[Context], list[report.Section]]] = {
     "memory": memory.run,
     "latency": latency.run,
     "backlog": backlog.run,
-    "idle": backlog.run_idle,
+    "idle": idle.run_idle,
     "probe": probe.run,
     "page": page.run,
     "wan": wan.run,
+    "processing": processing.run,
+    "fsyncs": fsyncs.run,
 }
 
 

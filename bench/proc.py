@@ -1,4 +1,4 @@
-"""What one process costs, read from /proc: CPU (user + sys) and memory (RSS, peak RSS).
+"""What one process costs, read from /proc: CPU (user + sys), memory (RSS, peak RSS) and I/O counters.
 
 Only the process named by its pid is counted, never its parent or children: the benchmarks measure the
 daemon alone, with the emulator and the benchmark itself in other processes.
@@ -50,6 +50,19 @@ def memory_kib(pid: int) -> dict[str, int]:
             if key in ("VmRSS", "VmHWM"):
                 values[key] = int(rest.split()[0])
     return values
+
+
+def io_counters(pid: int) -> dict[str, int]:
+    """Given a pid, return its /proc/<pid>/io counters (every thread included): ``write_bytes`` (bytes it
+    caused to be sent to the storage layer), ``wchar`` (bytes passed to write-like calls, page cache and
+    sockets included), ``syscw`` (write-like calls), and the read side. Reading it needs the right to
+    trace the process (the same user, as here)."""
+    counters = {}
+    with open(f"/proc/{pid}/io", encoding="ascii") as io:
+        for line in io:
+            key, _, value = line.partition(":")
+            counters[key.strip()] = int(value)
+    return counters
 
 
 def sample(pid: int) -> Sample:

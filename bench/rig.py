@@ -178,14 +178,15 @@ class EmulatorProcess:
 class DaemonProcess:
     """``watchfolder run`` on its own root and state_dir, signed in to the emulator's users.
 
-    ``watch`` and ``upload`` are the config's sections; ``runner`` replaces the ``watchfolder`` command
+    ``watch`` and ``upload`` are the config's sections, ``tiktok`` overrides keys of its section (rate limits
+    and caps are off unless set there); ``runner`` replaces the ``watchfolder`` command
     (the backlog benchmark runs it under bench.trace). ``start`` returns once the daemon logs
     ``daemon_ready``; ``events`` reads its JSON log lines so far.
     """
 
     def __init__(self, folder: Path, emulator: EmulatorProcess, accounts: Sequence[str], *,
                  watch: Mapping[str, Any], upload: Mapping[str, Any] | None = None,
-                 runner: Sequence[str] | None = None) -> None:
+                 runner: Sequence[str] | None = None, tiktok: Mapping[str, Any] | None = None) -> None:
         self.folder = folder.resolve()
         self.emulator = emulator
         self.accounts = list(accounts)
@@ -195,6 +196,7 @@ class DaemonProcess:
         self.log_path = self.folder / "daemon.log"
         self.watch = dict(watch)
         self.upload = {"status_poll_seconds": 0.2, **(upload or {})}
+        self.tiktok = dict(tiktok or {})
         self.runner = list(runner) if runner else watchfolder_command()
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
@@ -228,7 +230,8 @@ class DaemonProcess:
             "root": str(self.root), "state_dir": str(self.state_dir), "log_level": "info",
             "tiktok": {"client_key": self.emulator.client_key, "api_base_url": self.emulator.base_url,
                        "init_per_minute": 0, "status_per_minute": 0, "creator_info_per_minute": 0,
-                       "drafts_per_day": 0, "posts_per_day": 0},   # the emulator's caps are off too
+                       "drafts_per_day": 0, "posts_per_day": 0,   # the emulator's caps are off too
+                       **self.tiktok},
             "watch": self.watch, "upload": self.upload,
             "accounts": {name: {"mode": "inbox"} for name in self.accounts},
         }

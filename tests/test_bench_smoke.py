@@ -80,3 +80,33 @@ def test_a_run_of_some_benchmarks_puts_its_sections_into_the_page_and_keeps_the_
     assert "body 1" in text and "body 3 again" in text and "body 3\n" not in text
     assert "- 1. **f1**" in text and "- 9. **f9**" in text and "- 3. **f3**" not in text
     assert text.count("Measured by `python -m bench --only x` on M2") == 2 and "- **Machine:** M1" in text
+
+
+def test_the_fsync_count_takes_each_call_once_in_its_window_and_sorts_it_by_what_it_flushed(tmp_path: Path) -> None:
+    """strace's ``-f -ttt -y`` lines: a call another thread interrupted (``<unfinished ...>``) counts once, calls
+    outside the window not at all, and each is put under what its descriptor names, without the machine path."""
+    from bench.fsyncs import flushes, kind
+
+    state = tmp_path / "state"
+    done = tmp_path / "tiktok" / "alice" / "done"
+    done.mkdir(parents=True)
+    state.mkdir()
+    trace = tmp_path / "strace.txt"
+    trace.write_text("\n".join([
+        f"100 1000.000001 fdatasync(5<{state}/watchfolder.sqlite3-wal>) = 0",          # before the window
+        f"101 1001.000001 fdatasync(5<{state}/watchfolder.sqlite3-wal> <unfinished ...>",
+        f"102 1001.000002 fsync(7<{done}/.sidecar-abc.tmp>) = 0",
+        "101 1001.000003 <... fdatasync resumed>) = 0",
+        f"102 1001.000004 fsync(8<{done}>) = 0",
+        f"100 1001.000005 fsync(6<{state}/watchfolder.sqlite3>) = 0",
+        "100 1001.000006 +++ exited with 0 +++",
+        f"100 1003.000000 fsync(8<{done}>) = 0",                                       # after it
+    ]) + "\n", encoding="utf-8")
+
+    calls = flushes(trace, 1001.0, 1002.0)
+
+    assert [call for call, _ in calls] == ["fdatasync", "fsync", "fsync", "fsync"]
+    kinds = [kind(path, state) for _, path in calls]
+    assert kinds == ["SQLite WAL (durable commits, checkpoints)", "sidecar (temp file before its rename)",
+                     "a done/ folder (after a rename or a sidecar)", "SQLite database file (checkpoints)"]
+    assert not any(str(tmp_path) in text for text in kinds)
