@@ -85,16 +85,16 @@ def _section(records: dict[str, Any], count: int, seconds: float, poll: float, s
     spans = [(end, end + seconds) for end in uploaded.values()]
     at_once = max((sum(1 for a, b in spans if a <= moment < b) for moment, _ in spans), default=0)
     serial = count * seconds
-    floor = (math.ceil(count / INIT_PER_MINUTE) - 1) * 60 + seconds
+    floor = settle + (math.ceil(count / INIT_PER_MINUTE) - 1) * 60 + seconds
     spread = inits[-1] - inits[0] if inits else 0.0
     figures = [
         Figure(f"{count} videos, {seconds:g} s of processing each, one account: the first drop to the last "
                "sidecar", f"{elapsed:.0f} s ({elapsed / 60:.1f} min)", f"≤ {GOAL / 60:g} min",
                verdict(elapsed <= GOAL),
                f"one video at a time would take at least {serial:.0f} s ({count} × {seconds:g} s of processing "
-               f"alone); TikTok's {INIT_PER_MINUTE} inits a minute set a floor of about "
-               f"{floor:.0f} s (the last init no earlier than {floor - seconds:.0f} s after the first, then "
-               f"{seconds:g} s of processing)" + _missed(elapsed, spread, at_once)),
+               f"alone); TikTok's {INIT_PER_MINUTE} inits a minute set a floor of about {floor:.0f} s "
+               f"(settle_seconds = {settle:g}, then the last init no earlier than {floor - seconds - settle:.0f} s "
+               f"after the first, then {seconds:g} s of processing)" + _missed(elapsed, spread, at_once)),
         Figure("videos in TikTok's processing at once (most)", f"{at_once}", verdict=INFO,
                note="from the emulator's records: each video counts from its last chunk's answer for the processing "
                     "time"),
