@@ -3,7 +3,8 @@
 ``python -m bench.trace OUT.json run -c CONFIG`` is ``watchfolder run -c CONFIG`` with a wall-clock timer
 around each step named in STEPS. When the daemon exits it writes OUT.json: per step, the number of calls,
 the time inside it (inclusive) and the time inside it but not inside another timed step (self), summed
-over threads; and the start and end of every ``Pipeline.run`` (one item's trip) with its item id.
+over threads; the start and end of every ``Pipeline.run`` (one item's trip) with its item id; and the time
+of every durable store transaction (``Store.transaction(durable=True)``: its commit waits for an fsync).
 
 The timers are wrappers set on the classes and modules before the daemon starts; the code itself is
 unchanged. Each costs about a microsecond per call, a few dozen calls per file.
@@ -47,6 +48,7 @@ STEPS: tuple[tuple[str, str, str], ...] = (
 
 _totals: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0.0])  # calls, inclusive, self
 _runs: list[tuple[int, str, float, float]] = []
+_durable: list[float] = []
 _guard = threading.Lock()
 _local = threading.local()
 
@@ -78,8 +80,22 @@ def _timed(step: str, function: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _count_durable(function: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("durable"):
+            with _guard:
+                _durable.append(time.time())
+        return function(*args, **kwargs)
+
+    return wrapper
+
+
 def install() -> None:
-    """Wrap every step in STEPS (raise AttributeError if the code no longer has one: update STEPS)."""
+    """Wrap every step in STEPS (raise AttributeError if the code no longer has one: update STEPS), and count
+    the durable transactions."""
+    store: Any = importlib.import_module("watchfolder.store.store").Store
+    store.transaction = _count_durable(store.transaction)
     for step, module_name, attribute in STEPS:
         owner: Any = importlib.import_module(module_name)
         *path, name = attribute.split(".")
@@ -91,7 +107,7 @@ def install() -> None:
 def write(out: Path) -> None:
     with _guard:
         steps = {step: {"calls": int(v[0]), "inclusive": v[1], "self": v[2]} for step, v in _totals.items()}
-        document = {"steps": steps, "runs": list(_runs)}
+        document = {"steps": steps, "runs": list(_runs), "durable": list(_durable)}
     out.write_text(json.dumps(document), encoding="utf-8")
 
 
