@@ -184,3 +184,21 @@ def test_with_3000_files_at_start_the_first_init_goes_out_and_healthz_answers_wh
         reader.close()
     assert answers, "intake ended before /healthz was asked"
     assert {status for status, _ in answers} == {200}, [a for a in answers if a[0] != 200][:3]
+
+
+def test_status_lists_a_few_settling_files_per_account_and_counts_the_rest_but_every_notice(rig, tmp_path):
+    inbox = rig.folder("alice", "inbox")
+    names = fill(inbox, 50, tmp_path / "template.mp4")
+    os.symlink(tmp_path / "template.mp4", inbox / "link.mp4")
+    store = Store(rig.state_dir)
+    try:
+        intake = intake_for(rig, store, [*names, "link.mp4"])
+        intake.step(time.time())   # all seen once: settling
+        rows = intake.waiting_entries(time.time())
+    finally:
+        store.close()
+    settling = [row for row in rows if row["note"].startswith("being written or settling")]
+    assert len(settling) == intake_module.SETTLING_SHOWN
+    assert {"account": "alice", "name": "",
+            "note": f"and {50 - intake_module.SETTLING_SHOWN} more files settling or waiting to be taken in"} in rows
+    assert [row["name"] for row in rows if "symlink" in row["note"]] == ["link.mp4"]

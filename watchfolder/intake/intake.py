@@ -38,6 +38,7 @@ INBOX_GONE_RECHECK = 30.0         # an entry of a vanished inbox is kept; the re
 SLICE_SECONDS = 0.2               # the longest one pass of the main loop spends taking files in
 TROUBLE_RECHECK = 30.0            # an entry that could not be examined (I/O error, a bug) is tried again after this
 STORE_RECHECK = 5.0               # a pass whose items could not be committed (state disk full): tried again after this
+SETTLING_SHOWN = 20               # entries merely settling (or waiting their turn) listed per account in `status`
 INBOX_GONE_NOTE = "waiting: the inbox is unavailable (share not mounted?)"
 TROUBLE_NOTE = "cannot read it right now (see the log); trying again"
 # Pictures and clips a photo folder may hold that a photo post cannot take (see _refuse_foreign_media).
@@ -174,15 +175,27 @@ class Intake:
         return min((p.recheck_at for p in self.pending.values()), default=None)
 
     def waiting_entries(self, now: float) -> list[dict[str, Any]]:
-        """Entries not yet taken in (still being written, unreadable, settings without media), for `status`."""
+        """Entries not yet taken in (still being written, unreadable, settings without media), for `status`.
+
+        Every entry with a notice is listed; of those merely settling or waiting their turn, the first
+        SETTLING_SHOWN of each account, then one line with how many more (the main loop publishes this
+        after every pass: a row per file of a 10,000-file backlog cost more than taking files in)."""
         rows = []
+        settling: dict[str, int] = {}
         for (account, name), pending in self.pending.items():
             note = self.notices.get((account, name))
-            growing = self.settler.growing_since(_settle_key((account, name)))
             if note is None:
+                shown = settling[account] = settling.get(account, 0) + 1
+                if shown > SETTLING_SHOWN:
+                    continue
+                growing = self.settler.growing_since(_settle_key((account, name)))
                 since = growing if growing is not None else pending.first_seen
                 note = f"being written or settling since {_clock(since)}"
             rows.append({"account": account, "name": text.display_name(name), "note": note})
+        for account, count in settling.items():
+            if count > SETTLING_SHOWN:
+                rows.append({"account": account, "name": "",
+                             "note": f"and {count - SETTLING_SHOWN:,} more files settling or waiting to be taken in"})
         for (account, name), note in self.notices.items():
             if (account, name) not in self.pending:
                 rows.append({"account": account, "name": text.display_name(name), "note": note})
