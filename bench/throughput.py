@@ -193,9 +193,12 @@ def _throughput_note(ratio: float, rates: dict[str, float], receiver: dict[str, 
         extra = chunk[DAEMON] - chunk[fair]
         own = (cpu[DAEMON] - cpu[fair]) * DEFAULT_CHUNK / 1e9 * 1000
         cause = (f"from one chunk to the next the daemon took {extra:.1f} ms more than {fair} "
-                 f"({chunk[DAEMON]:.1f} against {chunk[fair]:.1f} ms). Its own extra CPU accounts for about "
-                 f"{max(own, 0):.1f} ms of that: the commit of the acknowledged bytes (write-ahead, which resuming "
-                 "after a crash needs), a stat and an open of the file per chunk")
+                 f"({chunk[DAEMON]:.1f} against {chunk[fair]:.1f} ms). "
+                 + (f"Its own extra CPU accounts for about {own:.1f} ms of that: the commit of the acknowledged "
+                    "bytes (write-ahead, which resuming after a crash needs), a stat and an open of the file per "
+                    "chunk" if own > 0 else
+                    f"Not in its own CPU: it spent {cpu[DAEMON]:.2f} CPU-s per GB against {cpu[fair]:.2f} for the "
+                    "bare client, so the difference is time spent waiting"))
         if receiver[DAEMON] > receiver[fair] * 1.05:
             cause += (f". The receiver spent {receiver[DAEMON]:.2f} CPU-s per GB on the daemon's stream against "
                       f"{receiver[fair]:.2f} on the bare client's, which this run cannot pin on the daemon (see warm "
