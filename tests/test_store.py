@@ -52,16 +52,28 @@ def test_next_due_prefers_in_flight_then_publish_at_then_first_detected(tmp_path
     assert store.next_due("b", now=602.0) is None
 
 
-def test_duplicate_of_finds_the_earlier_pending_or_done_item_only(tmp_path):
+def test_same_key_finds_the_earlier_pending_or_done_items_then_later_ones_that_went(tmp_path):
     store = Store(tmp_path)
-    first = store.add_item(account="a", name="1.mp4", kind="video", now=1.0, sha256="x")
-    second = store.add_item(account="a", name="2.mp4", kind="video", now=2.0, sha256="x")
-    other = store.add_item(account="b", name="1.mp4", kind="video", now=3.0, sha256="x")
-    assert store.duplicate_of(second).id == first.id
-    assert store.duplicate_of(first) is None
-    assert store.duplicate_of(other) is None
-    store.apply(first, Event.FAILED, now=4.0)
-    assert store.duplicate_of(second) is None
+    first = store.add_item(account="a", name="1.mp4", kind="video", now=1.0, quick_key="k")
+    second = store.add_item(account="a", name="2.mp4", kind="video", now=2.0, quick_key="k")
+    other = store.add_item(account="b", name="1.mp4", kind="video", now=3.0, quick_key="k")
+    third = store.add_item(account="a", name="3.mp4", kind="video", now=4.0, quick_key="k")
+    store.add_item(account="a", name="4.mp4", kind="video", now=5.0, quick_key="not k")
+    assert [i.id for i in store.same_key(second)] == [first.id]
+    assert store.same_key(first) == [] and store.same_key(other) == []
+    store.apply(third, Event.CLAIMED, now=6.0)   # taken in later, but on its way to TikTok
+    assert [i.id for i in store.same_key(second)] == [first.id, third.id]
+    store.apply(first, Event.FAILED, now=7.0)
+    assert [i.id for i in store.same_key(second)] == [third.id]
+
+
+def test_same_key_offers_items_recorded_before_keys_by_size_and_known_hash(tmp_path):
+    store = Store(tmp_path)
+    old = store.add_item(account="a", name="old.mp4", kind="video", now=1.0, size=100, sha256="x")
+    store.add_item(account="a", name="other.mp4", kind="video", now=1.0, size=101, sha256="y")
+    store.add_item(account="a", name="unhashed.mp4", kind="video", now=1.0, size=100)
+    new = store.add_item(account="a", name="new.mp4", kind="video", now=2.0, size=100, quick_key="k")
+    assert [i.id for i in store.same_key(new)] == [old.id]
 
 
 def test_unknown_fields_are_refused(tmp_path):

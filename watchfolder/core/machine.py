@@ -34,6 +34,7 @@ WAIT_TEXT = {
     "inbox_unavailable": "the inbox is not there (share not mounted?)",
     "cannot_read": "cannot read: permission denied",
     "settling": "the file changed; waiting until it stops changing",
+    "checking_duplicate": "comparing with a file of the same size and ends that cannot be read right now",
     "paused": "the account is paused",
     "paused_by_you": "paused by you",
     "sign_in": "sign in again",

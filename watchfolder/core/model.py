@@ -59,7 +59,7 @@ ITEM_FIELDS = (
     "publish_id", "upload_url", "upload_expires_at", "uploaded_bytes", "chunk_size", "chunk_count",
     "init_started_at", "init_count", "orphans", "status", "post_ids", "error_code", "error_message",
     "error_log_id", "moved", "result_name", "staged", "publish_at", "detail", "duplicate_of", "source_mode",
-    "post_info", "media", "warnings", "retry_streak", "dev",
+    "post_info", "media", "warnings", "retry_streak", "dev", "quick_key",
 )
 
 
@@ -111,3 +111,4 @@ class Item:
     warnings: str = "[]"           # JSON list of things worth knowing that did not stop the item
     retry_streak: int = 0          # transient failures in a row since the last progress (the backoff's step)
     dev: int | None = None         # the filesystem the file lives on (st_dev); None: not recorded
+    quick_key: str | None = None   # the cheap dedupe key (size + the first and last MiB): daemon/contenthash

@@ -19,9 +19,10 @@ from typing import Any
 from watchfolder.config.settings import AccountSettings, Settings
 from watchfolder.core import machine, text
 from watchfolder.core.errors import AuthError, MediaError, StoreError, TikTokError
-from watchfolder.core.model import Action, Item, Kind, Mode, State
+from watchfolder.core.model import Action, Item, Kind, Mode, State, VideoSource
 from watchfolder.core.transitions import UPLOAD_RESET, WAIT_CLEARED, Event
-from watchfolder.daemon import creator, finish, quirk
+from watchfolder.daemon import creator, dedupe, finish, quirk
+from watchfolder.daemon.contenthash import RunningHash
 from watchfolder.daemon.itemfile import ItemFile
 from watchfolder.daemon.outcomes import Outcomes
 from watchfolder.daemon.pacing import Pacer, Parked, Stopped
@@ -60,6 +61,8 @@ class Pipeline(Outcomes):
         # The item's file, opened once per trip without following links and proven to be the one taken
         # in (openfile); every byte hashed, staged or sent comes from it. Closed when run() returns.
         self.file = ItemFile(stop, settings.watch.ignore)
+        # The sha256 of a video sent in chunks, built from the blocks sent (``contenthash``); per trip.
+        self.running: RunningHash | None = None
 
     def folder(self, item: Item, name: str) -> Path:
         return self.settings.root / item.account / name
@@ -114,7 +117,12 @@ class Pipeline(Outcomes):
                 item = self._refused(item, codes.refusal("unexpected_error", f"{type(exc).__name__}: {exc}"), log)
         finally:
             self.file.close()
+            self.running = None
         if item.state.finished:
+            # The sidecar's sha256, for a file that failed (or went) before it was all sent.
+            item = dedupe.fill_sha256(self.store, self.file, item, self.folder(item, item.folder) / item.name,
+                                      now=self.clock(), log=log, why="finished_before_sent")
+            self.file.close()
             finish.finish(self.settings.root, self.store, item, self.clock(), log)
         return self.store.get(item.id)
 
@@ -140,29 +148,33 @@ class Pipeline(Outcomes):
         current = settle.fingerprint(path, self.settings.watch.ignore)
         if current is not None and settle.differs(current, item):
             item = self.store.update(item.id, now=now, size=current.size, mtime_ns=current.mtime_ns,
-                                     ctime_ns=current.ctime_ns, ino=current.ino, dev=current.dev, sha256=None)
+                                     ctime_ns=current.ctime_ns, ino=current.ino, dev=current.dev, sha256=None,
+                                     quick_key=None)
             # New content under the same name (rewritten in place too: the change time tells): it is
             # taken again once it has stopped changing.
             return self._park(item, now + self.settings.watch.settle_seconds, "settling", log,
                               detail="the file changed after it was taken in; it goes once it stops changing")
-        if item.sha256 is None:
-            try:
-                digest = self.file.sha256(item, path)
-            except NotTheFile:
-                # Swapped between the look above and the open: look again once it has settled.
-                return self._park(item, now + self.settings.watch.settle_seconds, "settling", log,
-                                  detail="the file changed after it was taken in; it goes once it stops changing")
-            except PermissionError:
-                # Readable when it was taken in, not now (share permissions changed): wait, never fail.
-                return self._park(item, now + UNAVAILABLE_RECHECK, "cannot_read", log,
-                                  detail="cannot read: permission denied (it is picked up once readable)")
-            item = self.store.update(item.id, now=self.clock(), sha256=digest)
-        if self.settings.dedupe:
-            first = self.store.duplicate_of(item) or self.store.sent_copy(item)
-            if first is not None:
-                where = f"{first.folder}/{first.result_name or first.name}"
-                return self._fail(item, "duplicate", f"the same content was already taken in as {where} "
-                                  f"(item {first.id}); set dedupe: false to post it again", log, duplicate_of=first.id)
+        first = None
+        try:
+            # The cheap key, then the full hash only when it matches another item (``dedupe``).
+            if item.quick_key is None:
+                item = dedupe.keyed(self.store, self.file, item, path, whole=not self._in_chunks(item, account),
+                                    now=self.clock(), log=log)
+            if self.settings.dedupe:
+                first, item = dedupe.original_of(self.store, self.file, item, path, root=self.settings.root,
+                                                 stop=self.stop, now=self.clock(), log=log)
+        except NotTheFile:
+            # Swapped between the look above and the open: look again once it has settled.
+            return self._park(item, now + self.settings.watch.settle_seconds, "settling", log,
+                              detail="the file changed after it was taken in; it goes once it stops changing")
+        except PermissionError:
+            # Readable when it was taken in, not now (share permissions changed): wait, never fail.
+            return self._park(item, now + UNAVAILABLE_RECHECK, "cannot_read", log,
+                              detail="cannot read: permission denied (it is picked up once readable)")
+        if first is not None:
+            where = f"{first.folder}/{first.result_name or first.name}"
+            return self._fail(item, "duplicate", f"the same content was already taken in as {where} "
+                              f"(item {first.id}); set dedupe: false to post it again", log, duplicate_of=first.id)
         try:
             entry = entries.classify(self.folder(item, "inbox"), item.account, item.name, self.settings.watch.ignore)
             post = resolve_post_settings(account.defaults, self.folder(item, "inbox"), entry, Kind(item.kind),
@@ -238,14 +250,15 @@ class Pipeline(Outcomes):
             item = self._lost_init(item, account, log)
             if item.state.finished:
                 return item
-        if item.sha256 is None:
-            # New content in processing/ (it changed during its upload): hash what is sent now.
-            item = self.store.update(item.id, now=self.clock(),
-                                     sha256=self.file.sha256(item, self.folder(item, item.folder) / item.name))
         try:
             media = self.file.for_init(item, self.folder(item, item.folder) / item.name)
         except NotTheFile:
             return self._new_content(item, self.folder(item, item.folder) / item.name, log)
+        step = quirk.step_for(self.store, item, account, self.settings, has_host=self.publisher.mediahost is not None)
+        if item.sha256 is None and (step.pull or not self._in_chunks(item, account)):
+            # Not sent in chunks (TikTok pulls it), so not hashed while sent: read it whole now.
+            item = self.store.update(item.id, now=self.clock(), sha256=dedupe.full_sha256(
+                self.file, item, self.folder(item, item.folder) / item.name, log, "not_sent_in_chunks"))
         if Mode(account.mode) is Mode.DIRECT:
             info = self.publisher.check_creator(item, account, log)
             creator.remember(self.store, item.account, info, self.clock())
@@ -264,7 +277,6 @@ class Pipeline(Outcomes):
             # can still be made harmless (the staged files are removed before any new init).
             self.store.update(item_id, now=self.clock(), staged=names)
 
-        step = quirk.step_for(self.store, item, account, self.settings, has_host=self.publisher.mediahost is not None)
         try:
             result = self.publisher.init(item, account, log, on_staged=staged, media=media, plan=step.plan,
                                          pull=step.pull)
@@ -359,7 +371,7 @@ class Pipeline(Outcomes):
                 return self._new_content(item, path, log)
             assert self.file.media is not None  # changed() opened it
             try:
-                ack = self._put_chunk(item, self.file.media, first, last, log)
+                ack = self._put_chunk(item, self.file.media, first, last, log, self._hasher(item))
             except MediaError as exc:
                 if exc.code != "file_changed":
                     raise
@@ -389,6 +401,13 @@ class Pipeline(Outcomes):
             log.warning("file_changed_after_upload")
             self.store.note(item.id, "file_changed", now=self.clock(),
                             detail="the file changed after its last chunk was sent; TikTok has the earlier bytes")
+        elif self.running is not None and item.sha256 is None:
+            assert self.file.media is not None  # changed() opened it
+            # Every byte acknowledged: the hash built while sending is the file's (caught up if a restart
+            # or a 416 skipped bytes this trip did not send), recorded before anything reads it.
+            digest = self.running.finish(item.size, self.file.media.fd)
+            log.info("content_hashed", read="while_sent", caught_up=self.running.caught_up, bytes=item.size)
+            item = self.store.update(item.id, now=self.clock(), sha256=digest)
         return self._sent(item, uploaded_bytes=item.size)
 
     def _check_hold(self, item: Item) -> None:
@@ -400,17 +419,35 @@ class Pipeline(Outcomes):
 
     def _sent(self, item: Item, **fields: Any) -> Item:
         """TikTok holds every byte (or pulls the media itself): the item awaits its processing, and the
-        poller asks about it after ``upload.status_poll_seconds``."""
+        poller asks about it after ``upload.status_poll_seconds``. Its sha256 is known from here on."""
+        item = dedupe.fill_sha256(self.store, self.file, item, self.folder(item, item.folder) / item.name,
+                                  now=self.clock(), log=self.log, why="handed_over")
         now = self.clock()
         return self.store.apply(item, Event.UPLOADED, now=now,
                                 next_attempt_at=now + self.settings.upload.status_poll_seconds, **fields)
 
-    def _put_chunk(self, item: Item, media: OpenMedia, first: int, last: int, log: Logger) -> Any:
+    def _in_chunks(self, item: Item, account: AccountSettings) -> bool:
+        """True for a video sent as FILE_UPLOAD chunks: its sha256 is built while it is sent."""
+        return Kind(item.kind) is Kind.VIDEO and VideoSource(account.video_source) is VideoSource.FILE_UPLOAD
+
+    def _hasher(self, item: Item) -> RunningHash | None:
+        """The running hash the chunks feed, while the item's sha256 is unknown."""
+        if item.sha256 is not None:
+            return None
+        if self.running is None:
+            self.running = RunningHash(self.stop)
+        return self.running
+
+    def _put_chunk(self, item: Item, media: OpenMedia, first: int, last: int, log: Logger,
+                   hasher: RunningHash | None = None) -> Any:
         """Send one chunk; a transient failure (5xx, a dropped connection) is sent again within seconds
-        while the upload URL is valid, before the item backs off as a whole."""
+        while the upload URL is valid, before the item backs off as a whole. ``hasher`` is put at the
+        chunk's first byte before each try and fed what is sent."""
         for wait in (*CHUNK_RETRY_SECONDS, None):
+            if hasher is not None:
+                hasher.at(first, media.fd)
             try:
-                return self.publisher.put_chunk(item, media, first, last)
+                return self.publisher.put_chunk(item, media, first, last, hasher=hasher)
             except TikTokError as exc:
                 if wait is None or exc.action is not Action.RETRY or exc.code == "range_mismatch":
                     raise
@@ -429,6 +466,7 @@ class Pipeline(Outcomes):
             item = self._orphan(item, f"publish_id {item.publish_id} abandoned: the file changed while it "
                                       "was being uploaded", log, answered=True)
         self.file.close()
+        self.running = None
         what = what_is(path)
         if what == "gone":
             return self._fail(item, "file_gone", f"the file was taken out of {item.folder}/ while it was being "
@@ -444,7 +482,7 @@ class Pipeline(Outcomes):
                           detail="the file changed while it was being uploaded; it starts again as new content "
                                  "once it stops changing", event=Event.FILE_CHANGED, **UPLOAD_RESET,
                           size=stat.st_size, mtime_ns=stat.st_mtime_ns, ctime_ns=stat.st_ctime_ns, ino=stat.st_ino,
-                          dev=stat.st_dev, sha256=None)
+                          dev=stat.st_dev, sha256=None, quick_key=None)
 
     def _poll(self, item: Item, account: AccountSettings, log: Logger) -> Item:
         try:

@@ -24,6 +24,7 @@ from watchfolder.mediahost.host import MediaHost, Staged
 from watchfolder.openfile import OpenFolder, OpenMedia
 from watchfolder.tiktok import chunks, codes
 from watchfolder.tiktok.client import CreatorInfo, PublishStatus, TikTokClient
+from watchfolder.tiktok.sendbody import Hasher
 from watchfolder.tiktok.tokens import TokenManager, TokenStore
 from watchfolder.tiktok.upload import ChunkAck, ChunkUploader
 
@@ -232,12 +233,14 @@ class Publisher:
         plan = chunks.ChunkPlan(size=item.size, chunk_size=item.chunk_size or item.size, count=item.chunk_count or 1)
         return [(first, last) for first, last in plan.ranges() if last >= item.uploaded_bytes]
 
-    def put_chunk(self, item: Item, media: OpenMedia, first: int, last: int) -> ChunkAck:
+    def put_chunk(self, item: Item, media: OpenMedia, first: int, last: int, *,
+                  hasher: Hasher | None = None) -> ChunkAck:
         """Send bytes ``first``..``last`` of the item's open file (never re-opened by name): always a whole
-        chunk of the plan, since TikTok's upload host takes the next chunk only from its first byte."""
+        chunk of the plan, since TikTok's upload host takes the next chunk only from its first byte.
+        ``hasher`` is given every byte sent, in order."""
         assert item.upload_url is not None
         return self.uploader.put_chunk(item.upload_url, media.file, first, last, item.size,
-                                       item.content_type or "video/mp4", name=item.name)
+                                       item.content_type or "video/mp4", name=item.name, hasher=hasher)
 
     def status(self, item: Item) -> PublishStatus:
         assert item.publish_id is not None

@@ -302,7 +302,7 @@ class Intake:
             # New content under the same name, before anything was sent (rewritten in place with its
             # mtime put back too: the change time tells): it starts afresh.
             self.store.update(item.id, now=now, size=fp.size, mtime_ns=fp.mtime_ns, ctime_ns=fp.ctime_ns,
-                              ino=fp.ino, dev=fp.dev, sha256=None)
+                              ino=fp.ino, dev=fp.dev, sha256=None, quick_key=None)
 
     def _settings_file(self, pending: Pending, entry: entries.Entry, now: float) -> tuple[bool, int]:
         account, name = pending.account, pending.name

@@ -109,6 +109,11 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE items ADD COLUMN dev INTEGER
     """,
+    # 7: the cheap dedupe key (size + SHA-256 of the first and last MiB), matched before the full hash
+    """
+    ALTER TABLE items ADD COLUMN quick_key TEXT;
+    CREATE INDEX items_account_key ON items(account, quick_key)
+    """,
 )
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:

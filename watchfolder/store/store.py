@@ -234,29 +234,23 @@ class Store:
         ).fetchone()
         return _item(row) if row else None
 
-    def duplicate_of(self, item: Item) -> Item | None:
-        """An earlier item of the same account with the same content that is pending or done."""
-        if not item.sha256:
-            return None
-        row = self.conn.execute(
-            "SELECT * FROM items WHERE account = ? AND sha256 = ? AND id != ? AND id < ?"
-            " AND state NOT IN ('failed', 'cancelled') ORDER BY id LIMIT 1",
-            (item.account, item.sha256, item.id, item.id),
-        ).fetchone()
-        return _item(row) if row else None
-
-    def sent_copy(self, item: Item) -> Item | None:
-        """Another item of the same account with the same content that has gone to TikTok (or is on
-        its way), or None. A copy taken in later can get there first while the earlier one waits
-        (``publish_at``, backoff); the one that went stays the original, the waiting one is the duplicate."""
-        if not item.sha256:
-            return None
-        row = self.conn.execute(
-            "SELECT * FROM items WHERE account = ? AND sha256 = ? AND id != ? AND state NOT IN ('failed', 'cancelled')"
-            " AND (publish_id IS NOT NULL OR state IN ('uploading', 'processing', 'done')) ORDER BY id LIMIT 1",
-            (item.account, item.sha256, item.id),
-        ).fetchone()
-        return _item(row) if row else None
+    def same_key(self, item: Item) -> list[Item]:
+        """The other items of the account that may hold the same content as ``item`` (the same
+        ``quick_key``; an item recorded before keys existed: the same size and a known sha256) and that
+        would make it a duplicate: first the earlier ones that are pending or done, then those that went
+        to TikTok (or are on their way) although taken in later. A copy taken in later can get there
+        first while the earlier one waits (``publish_at``, backoff): the one that went stays the
+        original. Failed and cancelled items never count. The caller compares the full sha256."""
+        if not item.quick_key:
+            return []
+        rows = self.conn.execute(
+            "SELECT * FROM items WHERE account = ? AND id != ? AND state NOT IN ('failed', 'cancelled')"
+            " AND (quick_key = ? OR (quick_key IS NULL AND sha256 IS NOT NULL AND size = ?))"
+            " AND (id < ? OR publish_id IS NOT NULL OR state IN ('uploading', 'processing', 'done'))"
+            " ORDER BY CASE WHEN id < ? THEN 0 ELSE 1 END, id",
+            (item.account, item.id, item.quick_key, item.size, item.id, item.id),
+        )
+        return [_item(row) for row in rows]
 
     def history(self, item_id: int) -> list[dict[str, Any]]:
         rows = self.conn.execute("SELECT state, at, detail FROM events WHERE item_id = ? ORDER BY id", (item_id,))
