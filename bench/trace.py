@@ -42,7 +42,7 @@ STEPS: tuple[tuple[str, str, str], ...] = (
     *(("store_write", "watchfolder.store.store", f"Store.{name}") for name in (
         "add_items", "apply", "update", "note", "set_account_state", "set_runtime", "ledger_add")),
     *(("store_read", "watchfolder.store.store", f"Store.{name}") for name in (
-        "get", "find_open", "items", "next_due", "duplicate_of", "history", "account_state", "runtime",
+        "get", "find_open", "items", "next_due", "same_key", "history", "account_state", "runtime",
         "ledger_times")),
 )
 

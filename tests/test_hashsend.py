@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +33,10 @@ from tests.test_recovery import (
 )
 from watchfolder import logs
 from watchfolder.core.model import State
-from watchfolder.daemon import pipeline
+from watchfolder.daemon import dedupe, pipeline
 from watchfolder.daemon.contenthash import EDGE, RunningHash, quick_key
+from watchfolder.daemon.itemfile import ItemFile
+from watchfolder.daemon.pacing import Parked
 from watchfolder.media import samples
 from watchfolder.openfile import OpenMedia
 from watchfolder.store.store import Store
@@ -285,4 +288,40 @@ def forget_hash(rig: Rig, item_id: int) -> None:
     try:
         store.update(item_id, now=rig.emulator.clock.now(), sha256=None)
     finally:
+        store.close()
+
+
+def test_a_possible_original_that_cannot_be_read_now_holds_the_copy_without_a_verdict(tmp_path: Path) -> None:
+    """The other item's hash is not known and its file is not where its record says (being moved): the
+    copy is neither posted nor failed; it waits a few seconds with a reason and looks again."""
+    root, store = tmp_path / "root", Store(tmp_path)
+    inbox = root / "alice" / "inbox"
+    inbox.mkdir(parents=True)
+    data = os.urandom(3 * EDGE)
+    (inbox / "copy.mp4").write_bytes(data)
+    info = (inbox / "copy.mp4").stat()
+    key = key_of(inbox / "copy.mp4")
+    other = store.add_item(account="alice", name="first.mp4", kind="video", now=1.0, state=State.UPLOADING,
+                           folder="processing", size=len(data), quick_key=key, ino=123)
+    copy = store.add_item(account="alice", name="copy.mp4", kind="video", now=2.0, size=info.st_size,
+                          mtime_ns=info.st_mtime_ns, ctime_ns=info.st_ctime_ns, ino=info.st_ino, dev=info.st_dev,
+                          quick_key=key)
+    file, stop, log = ItemFile(threading.Event()), threading.Event(), logs.get_logger()
+    try:
+        with pytest.raises(Parked) as held:
+            dedupe.original_of(store, file, copy, inbox / "copy.mp4", root=root, stop=stop, now=10.0, log=log)
+        assert held.value.reason == "checking_duplicate" and held.value.until == 10.0 + dedupe.HOLD_SECONDS
+        assert f"item {other.id}" in (held.value.detail or "")
+        # Once it is where its record says, its own file is read and compared.
+        (root / "alice" / "processing").mkdir()
+        (root / "alice" / "processing" / "first.mp4").write_bytes(data)
+        moved = (root / "alice" / "processing" / "first.mp4").stat()
+        store.update(other.id, now=11.0, ino=moved.st_ino, dev=moved.st_dev, mtime_ns=moved.st_mtime_ns,
+                     ctime_ns=moved.st_ctime_ns)
+        first, copy = dedupe.original_of(store, file, store.get(copy.id), inbox / "copy.mp4", root=root,
+                                         stop=stop, now=12.0, log=log)
+        assert first is not None and first.id == other.id
+        assert copy.sha256 == hashlib.sha256(data).hexdigest()
+    finally:
+        file.close()
         store.close()

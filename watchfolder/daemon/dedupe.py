@@ -97,7 +97,7 @@ def fill_sha256(store: Store, file: ItemFile, item: Item, path: Path, *, now: fl
     """Record the item's sha256 if it is still unknown (a video whose chunks were not all sent by this
     trip, one TikTok pulled through the quirk, one finished before its upload), read whole from its file;
     left unknown when the file cannot be read any more."""
-    if item.sha256 is not None:
+    if item.sha256 is not None or what_is(path) != "file":   # a photo folder was read whole before its init
         return item
     try:
         return store.update(item.id, now=now, sha256=full_sha256(file, item, path, log, why))
