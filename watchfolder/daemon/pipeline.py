@@ -396,18 +396,17 @@ class Pipeline(Outcomes):
                 next_report = (ack.next_offset // step + 1) * step
             if ack.complete:
                 break
+        if self.running is not None and item.sha256 is None and self.file.media is not None:
+            # Every byte acknowledged: the hash built from the bytes sent is the file's (caught up if a restart
+            # or a 416 skipped bytes this trip did not send), recorded before anything reads it.
+            digest = self.running.finish(item.size, self.file.media.fd)
+            log.info("content_hashed", read="while_sent", caught_up=self.running.caught_up, bytes=item.size)
+            item = self.store.update(item.id, now=self.clock(), sha256=digest)
         if self.file.changed(item, path):
             # TikTok already holds every byte and no API call can stop it now, so the post goes ahead.
             log.warning("file_changed_after_upload")
             self.store.note(item.id, "file_changed", now=self.clock(),
                             detail="the file changed after its last chunk was sent; TikTok has the earlier bytes")
-        elif self.running is not None and item.sha256 is None:
-            assert self.file.media is not None  # changed() opened it
-            # Every byte acknowledged: the hash built while sending is the file's (caught up if a restart
-            # or a 416 skipped bytes this trip did not send), recorded before anything reads it.
-            digest = self.running.finish(item.size, self.file.media.fd)
-            log.info("content_hashed", read="while_sent", caught_up=self.running.caught_up, bytes=item.size)
-            item = self.store.update(item.id, now=self.clock(), sha256=digest)
         return self._sent(item, uploaded_bytes=item.size)
 
     def _check_hold(self, item: Item) -> None:
