@@ -21,7 +21,7 @@ class Event(enum.StrEnum):
     TAKEN_OUT = "taken_out"                # the user took the file out of inbox/ before it was sent
     REPLACED = "replaced"                  # a link or a special file now has its name: never read, never sent
     SCHEDULED = "scheduled"                # its publish_at is still ahead: it waits for it
-    CLAIMED = "claimed"                    # checked, hashed, settings read again: the trip begins
+    CLAIMED = "claimed"                    # checked, deduped, settings read again: the trip begins
     RESUMED = "resumed"                    # a parked trip goes back to sending (init again if there is none)
     RESUMED_SENT = "resumed_sent"          # a parked trip whose media TikTok holds goes back to polling
     INIT_SENT = "init_sent"                # write-ahead: an init is about to go out
