@@ -129,8 +129,11 @@ def _tls_note(upload: float, upload_tls: float, per_gb: dict[str, float], per_gb
         return note
     if floor is not None and floor > UPLOAD_GOAL:
         return (f"{note}. Missed, and not reachable on this CPU: SHA-256 and the cipher alone need {floor:.2f} s/GB "
-                f"(the floor above) before a byte is read or written; the daemon is {upload_tls - bare:+.2f} s/GB "
-                "from the bare client that sends the same way. Next step: none in the send path (block sizes "
+                "(the floor above) before a byte is read or written; "
+                + (f"the daemon spends {upload_tls - bare:.2f} s/GB more than the bare client that sends the same "
+                   "way" if upload_tls > bare else
+                   f"the daemon spends no more than the bare client that sends the same way ({bare:.2f} s/GB)")
+                + ". Next step: none in the send path (block sizes "
                 "64 KiB to 4 MiB, a larger SO_SNDBUF, batching records through a MemoryBIO and sending from mmap "
                 "were all within the noise: `watchfolder/tiktok/sendbody.py`); kernel TLS with sendfile would save "
                 "the copy into user space and the socket writes, not the hash or the cipher")
