@@ -88,6 +88,7 @@ class Intake:
         self.listings = entries.Listings()
         self._zone: datetime.tzinfo | None = None
         self._inserts: dict[tuple[str, str], Insert] = {}
+        self._flowing = False   # the last pass recorded items: a backlog is being taken in
 
     def inbox(self, account: str) -> Path:
         return self.settings.root / account / "inbox"
@@ -117,7 +118,8 @@ class Intake:
 
         Each folder is listed at most once in a pass, and the items it decides are committed together at
         its end (a crash before that commit loses only the decision: the files are still in inbox/, and
-        the start's scan takes them in again)."""
+        the start's scan takes them in again). The first pass that records an item after one that recorded
+        none ends with it, so its upload starts while the rest of a backlog is taken in."""
         self.drain(now)
         self.listings = entries.Listings()
         self._zone = None
@@ -139,7 +141,10 @@ class Intake:
             if done and key not in self._inserts:
                 self.pending.pop(key, None)
                 self.settler.forget(_settle_key(key))
+            if recorded and not self._flowing:
+                break
         self._commit(now)
+        self._flowing = recorded > 0
         return recorded
 
     def _commit(self, now: float) -> None:
