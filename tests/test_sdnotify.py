@@ -117,7 +117,9 @@ def test_ready_then_repeated_watchdog_pings_which_stop_while_the_loop_stalls(mak
     assert (rig.state_dir / "watchfolder.sqlite3").exists() and rig.daemon.watcher.health()[0].alive
 
     begun = time.monotonic()
-    wait_for(lambda: len(listener.with_key("WATCHDOG", since=begun)) >= 5, 5, what="five watchdog pings")
+    # An idle loop passes once a second (LOOK_SECONDS), and its first pass may have pinged just before
+    # READY was seen here: five more pings take up to five seconds and a bit.
+    wait_for(lambda: len(listener.with_key("WATCHDOG", since=begun)) >= 5, 10, what="five watchdog pings")
 
     staller.stall.set()
     wait_for(staller.stalled.is_set, 5, what="the loop to stall")

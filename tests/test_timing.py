@@ -145,3 +145,50 @@ def test_the_happy_path_makes_at_most_three_durable_commits_per_item(make_rig, t
         assert store.conn.execute("PRAGMA synchronous").fetchone()[0] == 1   # NORMAL for the rest
     finally:
         store.close()
+
+
+def test_the_happy_path_commits_each_step_once_and_reads_its_row_by_id_at_most_three_times(make_rig, tmp_path,
+                                                                                             monkeypatch):
+    """Seen from SQLite's side (a trace of every statement on the daemon's connections): one small video
+    makes nine commits that write its row (intake's, then its dedupe key, claim, init intent, init answer,
+    the change time after its move, uploaded with its hash, outcome, moved) and its row is read by id three
+    times at most."""
+    import re
+    import threading
+
+    from watchfolder.store.store import Store
+
+    guard = threading.Lock()
+    commits: list[list[str]] = []       # the statements of each committed transaction that wrote an item
+    reads: list[str] = []
+    original = Store.__init__
+
+    def traced(self: Store, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)   # type: ignore[arg-type]
+        open_statements: list[str] = []
+
+        def trace(sql: str) -> None:
+            words = " ".join(sql.split())
+            with guard:
+                if words.startswith("BEGIN"):
+                    open_statements.clear()
+                elif words == "COMMIT":
+                    if any(re.match(r"(INSERT INTO|UPDATE) items ", s) for s in open_statements):
+                        commits.append(list(open_statements))
+                elif re.match(r"SELECT \* FROM items WHERE id = ", words):
+                    reads.append(words)
+                else:
+                    open_statements.append(words)
+
+        self.conn.set_trace_callback(trace)
+
+    monkeypatch.setattr(Store, "__init__", traced)
+    rig: Rig = make_rig()
+    (source,) = make_videos(tmp_path / "src", 1)
+    rig.start()
+    rig.drop("alice", source.name, source)
+    rig.wait_sidecar("alice", source.name)
+    rig.stop()
+    with guard:
+        assert len(commits) == 9, "\n".join(" | ".join(c)[:200] for c in commits)
+        assert len(reads) <= 3, reads

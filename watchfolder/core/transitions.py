@@ -85,7 +85,7 @@ GUARDED_FIELDS = frozenset({"state", "folder", "publish_id", "moved"})
 
 # Which guarded columns each event may set (events not listed set none of them).
 EVENT_FIELDS: Mapping[Event, frozenset[str]] = MappingProxyType({
-    Event.INIT_ANSWERED: frozenset({"publish_id"}),
+    Event.INIT_ANSWERED: frozenset({"publish_id", "folder"}),   # inbox/ → processing/ written ahead with it
     Event.MOVING: frozenset({"folder"}),
     Event.MOVE_REFUSED: frozenset({"folder"}),
     Event.FILE_CHANGED: frozenset({"publish_id"}),

@@ -33,12 +33,13 @@ def remember(store: Store, account: str, info: CreatorInfo, now: float) -> None:
 def check_length(store: Store, publisher: Publisher, settings: Settings, item: Item, account: AccountSettings,
                  now: float, log: Logger, *, media: OpenMedia | None = None) -> None:
     """Raise TikTokError duration_check_failed (action FAIL) when the video is longer than the creator may post."""
-    age = videocheck.creator_age(store, item.account, now)
+    limit = videocheck.creator_limit(store, item.account, now)   # its age too: one read when it is known
+    age = limit.age_seconds if limit is not None else videocheck.creator_age(store, item.account, now)
     if Mode(account.mode) is Mode.INBOX and (age is None or age > MAX_AGE):
         info = publisher.creator_info_if_allowed(item.account, log)
         if info is not None:
             remember(store, item.account, info, now)
-    limit = videocheck.creator_limit(store, item.account, now)
+            limit = videocheck.creator_limit(store, item.account, now)
     if limit is None:
         return
     refusal = verdict.check_duration(publisher.duration_of(item, media), settings.video_limits, limit)

@@ -7,6 +7,7 @@ completes the job without losing or duplicating anything.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -120,18 +121,20 @@ def _event(event: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def finish(root: Path, store: Store, item: Item, now: float, log: Logger) -> bool:
+def finish(root: Path, store: Store, item: Item | int, now: float, log: Logger) -> bool:
     """Move a DONE/FAILED item to its folder and write the sidecar; return True when it is all there.
 
     On a disk error (full, read-only, permission) nothing is deleted: the item keeps its place, the
     error is recorded for `status`, and the main loop calls this again later. Safe to call from several
-    threads and again after a crash at any point: the item is read afresh under one lock.
+    threads and again after a crash at any point: the item is read afresh under one lock. Given only its
+    id (the main loop), an item already moved or not finished is answered without the lock.
     """
-    fresh = store.get(item.id)
-    if fresh.moved or fresh.state not in (State.DONE, State.FAILED):
-        # All there already (moved is final), or not finished: no need to queue for the lock behind a
-        # worker that is writing its own item's sidecar (the main loop asks after every worker that ends).
-        return True
+    if isinstance(item, int):
+        item = store.get(item)
+        if item.moved or item.state not in (State.DONE, State.FAILED):
+            # All there already (moved is final), or not finished: no need to queue for the lock behind a
+            # worker that is writing its own item's sidecar.
+            return True
     with _LOCK:
         return _finish(root, store, store.get(item.id), now, log)
 
@@ -150,9 +153,9 @@ def _finish(root: Path, store: Store, item: Item, now: float, log: Logger) -> bo
         result_name = _move(base, destination, store, item, now)
         if result_name is None:
             return True
-        fresh = store.get(item.id)
         if not (destination / f"{result_name}.json").exists():
-            outbox.write_sidecar(destination, result_name, sidecar(fresh, store.history(item.id), now))
+            moved = dataclasses.replace(item, result_name=result_name)
+            outbox.write_sidecar(destination, result_name, sidecar(moved, store.history(item.id), now))
     except OSError as exc:
         if exc.errno not in DISK_ERRORS:
             raise
@@ -186,11 +189,9 @@ def _move(base: Path, destination: Path, store: Store, item: Item, now: float) -
         # The file is gone (the user took it out of processing/); the record still gets a sidecar.
         store.apply(item, Event.FILE_MISSING, now=now, moved=1, detail="the file was no longer there to move")
         return None
-    names = [item.name] + ([item.settings_name] if item.settings_name else [])
-    # Room for "<name>.json": a name near the 255-byte limit is shortened rather than left without a sidecar.
-    number = outbox.free_number(destination, names, room=outbox.SIDECAR_ROOM)
-    planned = outbox.suffixed(item.name, number, outbox.SIDECAR_ROOM)
-    store.update(item.id, now=now, result_name=planned)
+    planned = plan(destination, item)
+    if planned != item.result_name:   # usually committed with the outcome already (see ``plan``)
+        item = store.update(item.id, now=now, result_name=planned)
     new_name, _ = outbox.move_item(source, destination, item.name, item.settings_name, room=outbox.SIDECAR_ROOM)
     # The unlink reaches the disk before `moved` is committed (the sidecar's own fsync covers the
     # destination), so a power cut cannot leave the file in both folders.
@@ -198,6 +199,16 @@ def _move(base: Path, destination: Path, store: Store, item: Item, now: float) -
     if new_name != planned:
         store.update(item.id, now=now, result_name=new_name)
     return new_name
+
+
+def plan(destination: Path, item: Item) -> str:
+    """The name the item's file gets in ``destination`` (done/ or failed/): its own, or the first
+    ``name (n).ext`` free there for it, its settings file and its sidecar. The pipeline commits it with the
+    outcome, so the move that follows needs no commit of its own unless the folder changed meanwhile."""
+    names = [item.name] + ([item.settings_name] if item.settings_name else [])
+    # Room for "<name>.json": a name near the 255-byte limit is shortened rather than left without a sidecar.
+    number = outbox.free_number(destination, names, room=outbox.SIDECAR_ROOM)
+    return outbox.suffixed(item.name, number, outbox.SIDECAR_ROOM)
 
 
 def _same_file(one: Path, other: Path) -> bool:

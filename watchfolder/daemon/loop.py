@@ -179,7 +179,7 @@ class Daemon:
         """Move each of these items to done/ or failed/ if it is finished and still in place; forget the
         ones that are all there (or not finished after all). No scan of the items table."""
         for item_id in sorted(item_ids):
-            if finish.finish(self.settings.root, self.store, self.store.get(item_id), now, self.log):
+            if finish.finish(self.settings.root, self.store, item_id, now, self.log):
                 self._unmoved.discard(item_id)
 
     def _next_due(self, now: float) -> float | None:

@@ -38,15 +38,24 @@ class Pacer:
     def allowed_at(self, account: str, what: str) -> float:
         """When the next call of this kind fits the account's window (``now`` if it fits already)."""
         now = self.clock()
+        limit = self.limits.get(what, 0)
+        if limit <= 0:
+            return now   # no limit: the ledger need not be read
         times = self.store.ledger_times(account, what, now - machine.WINDOW)
-        return machine.rate_allows_at(times, self.limits.get(what, 0), now)
+        return machine.rate_allows_at(times, limit, now)
 
-    def take(self, account: str, what: str) -> None:
-        """Record one call, sleeping a few seconds first if needed; raise Parked for longer waits."""
+    def turn(self, account: str, what: str) -> float:
+        """Sleep a few seconds if the window needs it (raise Parked for longer waits); return the time to
+        record the call at. The caller records it with the write that announces the call
+        (``Store.apply(ledger=...)``), or with ``Store.ledger_add``."""
         at = self.allowed_at(account, what)
         wait = at - self.clock()
         if wait > SHORT_WAIT:
             raise Parked(at, "rate_limit")
         if wait > 0 and self.stop.wait(wait):
             raise Stopped
-        self.store.ledger_add(account, what, self.clock())
+        return self.clock()
+
+    def take(self, account: str, what: str) -> None:
+        """Record one call, sleeping a few seconds first if needed; raise Parked for longer waits."""
+        self.store.ledger_add(account, what, self.turn(account, what))

@@ -8,6 +8,7 @@ Over 300 lines because the trip's steps share one write-ahead order that reads b
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -32,7 +33,7 @@ from watchfolder.intake.intake import resolve_post_settings
 from watchfolder.logs import Logger
 from watchfolder.openfile import NotTheFile, OpenMedia, what_is
 from watchfolder.store import schedule
-from watchfolder.store.store import Store
+from watchfolder.store.store import AccountState, Store
 from watchfolder.tiktok import codes
 
 DISK_RETRY_SECONDS = 30.0    # a move refused by the disk (full, read-only) is tried again after this
@@ -69,8 +70,10 @@ class Pipeline(Outcomes):
 
     # ---- entry point ---------------------------------------------------------------------------
 
-    def run(self, item_id: int) -> Item:
-        """Work on the item until it is finished, parked (waiting) or the daemon stops; return it."""
+    def run(self, item_id: int) -> bool:
+        """Work on the item until it is finished, parked (waiting) or the daemon stops; return True when it
+        is all there (unfinished, or finished and moved with its sidecar), False when its move is still to
+        be made (the disk refused it: the main loop tries again)."""
         item = self.store.get(item_id)
         log = self.log.bind(account=item.account, item=text.display_name(item.name), item_id=item.id)
         account = self.settings.account(item.account)
@@ -96,7 +99,7 @@ class Pipeline(Outcomes):
                     item = self._refused(item, exc, log)
         except Stopped:
             log.info("worker_stopped", state=str(self.store.get(item.id).state))
-            return self.store.get(item.id)
+            return True
         except Parked as parked:
             item = self._park(self.store.get(item.id), parked.until, parked.reason, log, detail=parked.detail)
         except AuthError as exc:
@@ -123,8 +126,8 @@ class Pipeline(Outcomes):
             item = dedupe.fill_sha256(self.store, self.file, item, self.folder(item, item.folder) / item.name,
                                       now=self.clock(), log=log, why="finished_before_sent")
             self.file.close()
-            finish.finish(self.settings.root, self.store, item, self.clock(), log)
-        return self.store.get(item.id)
+            return finish.finish(self.settings.root, self.store, item, self.clock(), log)
+        return True
 
     # ---- before anything is sent ---------------------------------------------------------------
 
@@ -186,13 +189,13 @@ class Pipeline(Outcomes):
         from watchfolder.config import post as postsettings
 
         # Settings are read again here, so an edit made while the item waited (publish_at too) counts.
-        item = self.store.update(item.id, now=self.clock(), settings_name=settings_name,
-                                 post_info=postsettings.as_dict(post),
-                                 publish_at=post.publish_at.timestamp() if post.publish_at else None)
-        if item.publish_at and item.publish_at > self.clock():
-            return self.store.apply(item, Event.SCHEDULED, now=self.clock(), next_attempt_at=item.publish_at,
+        publish_at = post.publish_at.timestamp() if post.publish_at else None
+        claim: dict[str, Any] = {"settings_name": settings_name, "post_info": postsettings.as_dict(post),
+                                 "publish_at": publish_at}
+        if publish_at and publish_at > self.clock():
+            return self.store.apply(item, Event.SCHEDULED, now=self.clock(), **claim, next_attempt_at=publish_at,
                                     wait_reason="publish_at")
-        return self.store.apply(item, Event.CLAIMED, now=self.clock(), **WAIT_CLEARED)
+        return self.store.apply(item, Event.CLAIMED, now=self.clock(), **claim, **WAIT_CLEARED)
 
     def _resume(self, item: Item) -> Item:
         """A parked item whose trip had begun goes back to the step it left (``machine.resume_state``)."""
@@ -266,10 +269,10 @@ class Pipeline(Outcomes):
         if Kind(item.kind) is Kind.VIDEO:
             creator.check_length(self.store, self.publisher, self.settings, item, account, self.clock(), log,
                                  media=media)
-        self._check_hold(item)   # a pause, or a cap the ledger says is full: this init is not sent
-        self.pacer.take(item.account, "init")
+        held = self._check_hold(item)   # a pause, or a cap the ledger says is full: this init is not sent
+        called = self.pacer.turn(item.account, "init")
         item = self.store.apply(item, Event.INIT_SENT, now=self.clock(), init_started_at=self.clock(),
-                                init_count=item.init_count + 1)
+                                init_count=item.init_count + 1, ledger=[("init", called)])
         item_id = item.id
 
         def staged(names: list[str]) -> None:
@@ -294,18 +297,20 @@ class Pipeline(Outcomes):
             # No usable token, so no init went out: nothing to call orphaned when the account resumes.
             self.store.update(item.id, now=self.clock(), init_started_at=None)
             raise
-        item = self.store.apply(item, Event.INIT_ANSWERED, now=self.clock(), retry_streak=0, **result)
-        held = self.store.account_state(item.account)
+        # One commit: TikTok's answer, the draft (or post) its daily cap counts, and (write-ahead) the
+        # file's new folder; the move itself follows in _to_processing.
+        moving = {"folder": "processing"} if item.folder == "inbox" else {}
+        sent = "post" if Mode(account.mode) is Mode.DIRECT else "draft"
+        item = self.store.apply(item, Event.INIT_ANSWERED, now=self.clock(), retry_streak=0, **result, **moving,
+                                ledger=[(sent, self.clock())])
         if held.wait_until or held.probe_seconds or (held.paused_code and held.paused_code not in (
                 "sign_in", schedule.USER_PAUSE)):
             # TikTok took an init again: whatever cap or pause held the account is over.
             self.store.set_account_state(item.account, wait_until=None, wait_reason=None, wait_code=None,
                                          probe_seconds=None, paused_code=None, paused_message=None)
-        # What TikTok's daily caps count: direct posts, or drafts sent to the creator's inbox.
-        self.store.ledger_add(item.account, "post" if Mode(account.mode) is Mode.DIRECT else "draft", self.clock())
         log.info("init_done", publish_id=item.publish_id, chunks=item.chunk_count)
-        if item.folder == "inbox":
-            item = self._to_processing(item, log)
+        if moving:
+            item = self._to_processing(item, log, committed=True)
             if item.state is State.WAITING:
                 return item
         if item.upload_url is None:
@@ -331,13 +336,15 @@ class Pipeline(Outcomes):
                               "not there, put the file back with `watchfolder retry`", log)
         return item
 
-    def _to_processing(self, item: Item, log: Logger) -> Item:
-        """Commit, then rename the file (and settings file) from inbox/ to processing/.
+    def _to_processing(self, item: Item, log: Logger, *, committed: bool = False) -> Item:
+        """Commit (unless the init's answer was ``committed`` with the new folder), then rename the file
+        (and settings file) from inbox/ to processing/.
 
         On a disk error (full, read-only, permission, share away) nothing moves: the item waits in
         inbox/ with the reason shown in `status`, and tries the move again later.
         """
-        item = self.store.apply(item, Event.MOVING, now=self.clock(), folder="processing")
+        if not committed:
+            item = self.store.apply(item, Event.MOVING, now=self.clock(), folder="processing")
         inbox, processing = self.folder(item, "inbox"), self.folder(item, "processing")
         from watchfolder.daemon import outbox
 
@@ -386,35 +393,43 @@ class Pipeline(Outcomes):
                                     detail=f"server had {resume} bytes, we had {item.uploaded_bytes}")
                     return self.store.update(item.id, now=self.clock(), uploaded_bytes=resume)
                 raise
-            # Progress is durable, but for the last chunk: the item moves on to processing at once, and a
-            # lost acknowledgement is realigned by TikTok's own progress (416) anyway.
-            item = self.store.update(item.id, now=self.clock(), durable=not ack.complete,
-                                     uploaded_bytes=ack.next_offset, retry_streak=0)
+            # Progress is durable, but for the last chunk: its acknowledgement is committed with the move
+            # on to processing (below), and a lost one is realigned by TikTok's own progress (416) anyway.
+            if ack.complete:
+                item = dataclasses.replace(item, uploaded_bytes=ack.next_offset)
+            else:
+                item = self.store.update(item.id, now=self.clock(), durable=True, uploaded_bytes=ack.next_offset,
+                                         retry_streak=0)
             if ack.next_offset >= next_report or ack.complete:
                 log.info("upload_progress", percent=int(100 * ack.next_offset / max(1, item.size)),
                          bytes=ack.next_offset, total=item.size)
                 next_report = (ack.next_offset // step + 1) * step
             if ack.complete:
                 break
+        hashed: dict[str, Any] = {}
         if self.running is not None and item.sha256 is None and self.file.media is not None:
             # Every byte acknowledged: the hash built from the bytes sent is the file's (caught up if a restart
-            # or a 416 skipped bytes this trip did not send), recorded before anything reads it.
-            digest = self.running.finish(item.size, self.file.media.fd)
+            # or a 416 skipped bytes this trip did not send), recorded with `uploaded` before anything reads it.
+            hashed["sha256"] = self.running.finish(item.size, self.file.media.fd)
             log.info("content_hashed", read="while_sent", caught_up=self.running.caught_up, bytes=item.size)
-            item = self.store.update(item.id, now=self.clock(), sha256=digest)
+            item = dataclasses.replace(item, **hashed)
         if self.file.changed(item, path):
             # TikTok already holds every byte and no API call can stop it now, so the post goes ahead.
             log.warning("file_changed_after_upload")
             self.store.note(item.id, "file_changed", now=self.clock(),
                             detail="the file changed after its last chunk was sent; TikTok has the earlier bytes")
-        return self._sent(item, uploaded_bytes=item.size)
+        return self._sent(item, uploaded_bytes=item.size, retry_streak=0, **hashed)
 
-    def _check_hold(self, item: Item) -> None:
-        """Raise Parked when the account is paused or the ledger says its cap is full."""
+    def _check_hold(self, item: Item) -> AccountState:
+        """Raise Parked when the account is paused or the ledger says its cap is full; else return the
+        account's waits as read (an init TikTok takes lifts them)."""
         mode = str(self.settings.account(item.account).mode)
-        hold = schedule.account_hold(self.store, item.account, mode, self.clock(), cap=self.settings.daily_cap(mode))
+        state = self.store.account_state(item.account)
+        hold = schedule.account_hold(self.store, item.account, mode, self.clock(), cap=self.settings.daily_cap(mode),
+                                     state=state)
         if hold is not None and hold.reason in ("paused_by_you", "pending_share", "daily_posts"):
             raise Parked(hold.until, hold.reason, hold.detail)
+        return state
 
     def _sent(self, item: Item, **fields: Any) -> Item:
         """TikTok holds every byte (or pulls the media itself): the item awaits its processing, and the
@@ -485,11 +500,15 @@ class Pipeline(Outcomes):
 
     def _poll(self, item: Item, account: AccountSettings, log: Logger) -> Item:
         try:
-            self.pacer.take(item.account, "status")
+            called = self.pacer.turn(item.account, "status")
         except Parked as parked:
             # The account's status calls are spent for this minute: ask when the window has room.
             return self.store.update(item.id, now=self.clock(), next_attempt_at=parked.until or self.clock())
-        status = self.publisher.status(item)
+        try:
+            status = self.publisher.status(item)
+        except BaseException:
+            self.store.ledger_add(item.account, "status", called)
+            raise
         fields: dict[str, Any] = {"status": status.status, "post_ids": list(status.post_ids), "retry_streak": 0}
         verdict = machine.after_status(status.status, Mode(account.mode))
         if verdict is machine.StatusVerdict.FAILED:
@@ -497,7 +516,8 @@ class Pipeline(Outcomes):
             policy = codes.for_fail_reason(reason)
             # This publish is over at TikTok: whatever comes next (retry, wait, sign-in) starts a new init.
             self.publisher.release(item)
-            item = self.store.apply(item, Event.TIKTOK_FAILED, now=self.clock(), **{**UPLOAD_RESET, **fields})
+            item = self.store.apply(item, Event.TIKTOK_FAILED, now=self.clock(), **{**UPLOAD_RESET, **fields},
+                                    ledger=[("status", called)])
             self.store.note(item.id, "tiktok_failed", now=self.clock(), detail=reason)
             raise TikTokError(reason, f"TikTok's processing failed: {reason}", action=policy.action,
                               advice=policy.advice)
@@ -505,11 +525,15 @@ class Pipeline(Outcomes):
             fields["uploaded_bytes"] = status.downloaded_bytes  # a pull's progress, for `status`
         if verdict is machine.StatusVerdict.DONE:
             self.publisher.release(item)
-            item = self.store.apply(item, Event.PUBLISH_COMPLETE, now=self.clock(), note=status.status, **fields)
+            # The outcome and (write-ahead) the file's name in done/, one commit before the move.
+            item = self.store.apply(item, Event.PUBLISH_COMPLETE, now=self.clock(), note=status.status, **fields,
+                                    result_name=finish.plan(self.folder(item, "done"), item),
+                                    ledger=[("status", called)])
             log.info("publish_complete", status=status.status, publish_id=item.publish_id)
             return item
         if status.status != item.status:
             self.store.note(item.id, "tiktok_status", now=self.clock(), detail=status.status)
+        self.store.ledger_add(item.account, "status", called)
         now = self.clock()
         return self.store.update(item.id, now=now, next_attempt_at=now + self.settings.upload.status_poll_seconds,
                                  **fields)

@@ -94,7 +94,9 @@ def step_for(store: Store, item: Item, account: AccountSettings, settings: Setti
     """How this init sends a video file: the configured plan, or the quirk's next step."""
     if Kind(item.kind) is Kind.PHOTO or VideoSource(account.video_source) is VideoSource.PULL_FROM_URL:
         return Step(None)
-    found = next_step(refusals(store, item.id), item.size, settings.upload.chunk_size, has_host=has_host)
+    # An item that never sent an init (INIT_SENT counts them) has no refusal: its history need not be read.
+    refused = refusals(store, item.id) if item.init_count > 0 else 0
+    found = next_step(refused, item.size, settings.upload.chunk_size, has_host=has_host)
     return found or Step(None)
 
 

@@ -56,7 +56,8 @@ class Schedule(Protocol):
         ...
 
     def ended(self) -> list[int]:
-        """The items whose work ended since the last call (finished, parked, or crashed)."""
+        """The items whose work ended since the last call and may wait for their move (a worker that moved its
+        item, or left it unfinished, is not named)."""
         ...
 
 
@@ -77,19 +78,26 @@ class Scheduler:
         self.per_account = settings.upload.per_account
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="upload")
         self.poller = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="poll")
-        self.uploads: dict[int, tuple[str, concurrent.futures.Future[None]]] = {}   # item id → account, work
-        self.polls: dict[int, tuple[str, concurrent.futures.Future[None]]] = {}
+        self.uploads: dict[int, tuple[str, concurrent.futures.Future[bool]]] = {}   # item id → account, work
+        self.polls: dict[int, tuple[str, concurrent.futures.Future[bool]]] = {}
         self.crashes: dict[int, int] = {}           # item id → crashes in a row
         self.held: dict[int, float] = {}            # item id → not before (also in the store when it takes writes)
         self._ended: list[int] = []
         self.turn = 0                               # the account served first on the next pass
+        # What this pass read of the accounts and the app-wide wait (step), reused by next_wakeup at the
+        # same ``now``: one read of each per pass, however many accounts.
+        self._pass: tuple[float, dict[str, schedule.Hold | None], float | None] | None = None
+        # TikTok's app-wide wait as last read: only a worker's trip writes it (a refusal, then the trip
+        # ends), so it is read again after a worker ended, not on every pass.
+        self._app_until: float | None = None
+        self._app_read = False
         self._local = threading.local()
 
     # ---- the main loop's side ------------------------------------------------------------------
 
     def step(self, now: float) -> None:
-        self._reap(self.uploads, now)
-        self._reap(self.polls, now)
+        if self._reap(self.uploads, now) + self._reap(self.polls, now):
+            self._app_read = False
         # What TikTok is processing is asked about whatever holds new uploads back (caps, pauses).
         if self.accounts:
             for item in schedule.due_polls(self.store, self.accounts, now, self.polls.keys() | self.uploads.keys()):
@@ -98,10 +106,20 @@ class Scheduler:
                 future = self.poller.submit(self._work, item.id)
                 self.polls[item.id] = (item.account, future)
                 future.add_done_callback(self._worker_done)
-        app_wait = self.store.runtime("app_wait")
-        if app_wait and app_wait[0].get("until", 0) > now:
+        holds = self._holds(now)
+        wait = self._app_wait(now)
+        self._pass = (now, holds, wait)
+        if wait is not None:
             return
-        self._start_uploads([name for name in self._in_turn() if self._account_ready(name, now)], now)
+        self._start_uploads([name for name in self._in_turn() if holds[name] is None], now)
+
+    def _app_wait(self, now: float) -> float | None:
+        """Until when TikTok asked the whole app to wait (None: it does not)."""
+        if not self._app_read:
+            app_wait = self.store.runtime("app_wait")
+            self._app_until = float(app_wait[0].get("until", 0)) if app_wait else None
+            self._app_read = True
+        return self._app_until if self._app_until is not None and self._app_until > now else None
 
     def _in_turn(self) -> list[str]:
         names = self.accounts
@@ -129,17 +147,16 @@ class Scheduler:
     def next_wakeup(self, now: float) -> float | None:
         """The earliest future time an item's next try or an account's wait falls due."""
         times = [schedule.next_due_at(self.store, self.accounts, now)] if self.accounts else []
+        holds, wait = (self._pass[1], self._pass[2]) if self._pass and self._pass[0] == now else \
+            (self._holds(now), self._app_wait(now))
         for name in self.accounts:
-            hold = schedule.account_hold(self.store, name, self.modes[name], now,
-                                         cap=self.settings.daily_cap(self.modes[name]))
+            hold = holds[name]
             if hold is not None and hold.reason == "sign_in":
                 times.append(now + SIGN_IN_LOOK_SECONDS)   # new tokens come as a file, not a commit: look again
             else:
                 times.append(hold.until if hold is not None else None)
         times += [until for until in self.held.values() if until > now]
-        app_wait = self.store.runtime("app_wait")
-        if app_wait and app_wait[0].get("until", 0) > now:
-            times.append(float(app_wait[0]["until"]))
+        times.append(wait)
         due = [t for t in times if t is not None]
         return min(due) if due else None
 
@@ -154,18 +171,24 @@ class Scheduler:
         ended, self._ended = self._ended, []
         return ended
 
-    def _reap(self, running: dict[int, tuple[str, concurrent.futures.Future[None]]], now: float) -> None:
+    def _reap(self, running: dict[int, tuple[str, concurrent.futures.Future[bool]]], now: float) -> int:
+        """Collect the workers that ended; return how many."""
+        reaped = 0
         for item_id, (account, future) in list(running.items()):
             if not future.done():
                 continue
+            reaped += 1
             del running[item_id]
-            self._ended.append(item_id)
             error = None if future.cancelled() else future.exception()
             if error is None:
                 self.crashes.pop(item_id, None)
                 self.held.pop(item_id, None)
+                if future.cancelled() or not future.result():
+                    self._ended.append(item_id)
                 continue
+            self._ended.append(item_id)
             self._hold(account, item_id, error, now)
+        return reaped
 
     def _hold(self, account: str, item_id: int, error: BaseException, now: float) -> None:
         count = self.crashes.get(item_id, 0) + 1
@@ -184,34 +207,40 @@ class Scheduler:
         except (sqlite3.Error, StoreError) as exc:
             self.log.error("worker_crash_not_recorded", item_id=item_id, error=f"{type(exc).__name__}: {exc}")
 
-    def _worker_done(self, future: concurrent.futures.Future[None]) -> None:
+    def _worker_done(self, future: concurrent.futures.Future[bool]) -> None:
         """Wake the main loop when a worker has ended: its account's next item starts at once, and a
         crashed worker's item is held back (``_hold``, growing each time), so a bug that crashes every
         item does not become a busy loop."""
         self.stop.wake.set()
 
-    def _account_ready(self, account: str, now: float) -> bool:
-        state = self.store.account_state(account)
-        if state.paused_code == "sign_in":
-            stamp = self.token_store.stamp(account)   # a damaged file reads as None: still paused
-            if stamp is None or stamp == state.paused_tokens_at:
-                return False
-            self.store.set_account_state(account, paused_code=None, paused_message=None, paused_tokens_at=None)
-            self.log.info("account_resumed", account=account, reason="new tokens")
-            queries.clear_sign_in_waits(self.store, account, now)
-            state = self.store.account_state(account)
-        return schedule.account_hold(self.store, account, self.modes[account], now, state=state,
-                                     cap=self.settings.daily_cap(self.modes[account])) is None
+    def _holds(self, now: float) -> dict[str, schedule.Hold | None]:
+        """What holds each account's new uploads back now (None: nothing), the accounts read in one query.
+        An account waiting for a sign-in whose token file changed is resumed here."""
+        states = schedule.account_states(self.store, self.accounts)
+        holds: dict[str, schedule.Hold | None] = {}
+        for account in self.accounts:
+            state = states[account]
+            if state.paused_code == "sign_in":
+                stamp = self.token_store.stamp(account)   # a damaged file reads as None: still paused
+                if stamp is not None and stamp != state.paused_tokens_at:
+                    state = self.store.set_account_state(account, paused_code=None, paused_message=None,
+                                                         paused_tokens_at=None)
+                    self.log.info("account_resumed", account=account, reason="new tokens")
+                    queries.clear_sign_in_waits(self.store, account, now)
+            holds[account] = schedule.account_hold(self.store, account, self.modes[account], now, state=state,
+                                                   cap=self.settings.daily_cap(self.modes[account]))
+        return holds
 
     # ---- a worker thread's side ----------------------------------------------------------------
 
-    def _work(self, item_id: int) -> None:
-        """Run one item with this thread's own pipeline (its own store connection and HTTP sessions)."""
+    def _work(self, item_id: int) -> bool:
+        """Run one item with this thread's own pipeline (its own store connection and HTTP sessions); return
+        True when its trip ended with the item all there (not finished, or moved with its sidecar)."""
         try:
             pipeline = getattr(self._local, "pipeline", None)
             if pipeline is None:
                 pipeline = self._local.pipeline = self.make_pipeline()
-            pipeline.run(item_id)
+            return pipeline.run(item_id)
         except Exception as exc:
             self.log.exception("worker_failed", item_id=item_id, error=f"{type(exc).__name__}: {exc}")
             raise

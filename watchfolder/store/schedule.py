@@ -76,13 +76,22 @@ def cap_frees_at(store: Store, account: str, mode: str, now: float, cap: int) ->
     (the creator said the slots are free)."""
     if cap <= 0:
         return None   # no cap: the ledger is not read (the scheduler asks for every account on every pass)
-    direct = mode == "direct"
-    since = now - machine.DAY
-    resumed = store.ledger_times(account, "resume", since)
-    if resumed:
-        since = max(since, resumed[-1])
-    sent = store.ledger_times(account, "post" if direct else "draft", since)
-    return machine.cap_frees_at(sent, cap, now)
+    what = "post" if mode == "direct" else "draft"
+    rows = store.conn.execute("SELECT what, at FROM ledger WHERE account = ? AND what IN ('resume', ?) AND at > ?"
+                              " ORDER BY at", (account, what, now - machine.DAY)).fetchall()
+    resumed = max((at for kind, at in rows if kind == "resume"), default=now - machine.DAY)
+    return machine.cap_frees_at([at for kind, at in rows if kind == what and at > resumed], cap, now)
+
+
+def account_states(store: Store, accounts: Sequence[str]) -> dict[str, AccountState]:
+    """The waits and pauses of these accounts, in one read (an account never held has the defaults)."""
+    states = {account: AccountState(account) for account in accounts}
+    if accounts:
+        rows = store.conn.execute(f"SELECT * FROM accounts WHERE account IN ({_marks(accounts)})",  # noqa: S608
+                                  list(accounts))
+        for row in rows:
+            states[row["account"]] = AccountState(**{key: row[key] for key in row.keys()})  # noqa: SIM118
+    return states
 
 
 def account_hold(store: Store, account: str, mode: str, now: float, *, cap: int,

@@ -143,13 +143,15 @@ class Store:
             raise StoreError(f"no item {item_id}")
         return _item(row)
 
-    def apply(self, item: Item, event: Event, *, now: float, note: str | None = None, **fields: Any) -> Item:
+    def apply(self, item: Item, event: Event, *, now: float, note: str | None = None,
+              ledger: Iterable[tuple[str, float]] = (), **fields: Any) -> Item:
         """Record ``event`` for ``item``: the one way to change ``state``, ``folder``, ``publish_id`` or ``moved``.
 
         The new state comes from the transition table; an illegal ``(state, event)`` or a guarded field the
         event may not set raises StoreError naming them. Compare-and-set on ``item.state``: StoreError when the
         item is no longer in it (someone else got there first). Every pair but the quiet ones appends an
-        event row (with ``note``) to the item's history.
+        event row (with ``note``) to the item's history. ``ledger``: (what, at) calls of the item's account
+        recorded in the same commit (see ``ledger_add``). Returns the row as committed (no second read).
         """
         _check_fields(fields)
         new = transitions.next_state(item.state, event)
@@ -161,21 +163,23 @@ class Store:
         sets = {"state": str(new), "updated_at": now, **fields}
         assignments = ", ".join(f"{key} = ?" for key in sets)
         with self.transaction(durable=event in DURABLE_EVENTS) as conn:
-            cursor = conn.execute(
-                f"UPDATE items SET {assignments} WHERE id = ? AND state = ?",  # noqa: S608 - fixed names
+            row = _one(conn.execute(
+                f"UPDATE items SET {assignments} WHERE id = ? AND state = ? RETURNING *",  # noqa: S608 - fixed names
                 [*(_encode(v) for v in sets.values()), item.id, str(item.state)],
-            )
-            if cursor.rowcount != 1:
-                row = conn.execute("SELECT state FROM items WHERE id = ?", (item.id,)).fetchone()
-                actual = row[0] if row else "missing"
+            ))
+            if row is None:
+                found = conn.execute("SELECT state FROM items WHERE id = ?", (item.id,)).fetchone()
+                actual = found[0] if found else "missing"
                 raise StoreError(f"item {item.id} was {actual}, not {item.state} (event {event})")
             if (item.state, event) not in transitions.QUIET:
                 conn.execute("INSERT INTO events (item_id, state, at, detail) VALUES (?, ?, ?, ?)",
                              (item.id, str(new), now, note))
-        return self.get(item.id)
+            _record(conn, item.account, ledger)
+        return _item(row)
 
     def update(self, item_id: int, *, now: float, durable: bool = False, **fields: Any) -> Item:
-        """Set fields of an item that are neither its state nor its place (progress, details).
+        """Set fields of an item that are neither its state nor its place (progress, details); return the row
+        as committed.
 
         ``state``, ``folder``, ``publish_id`` and ``moved`` are refused: they change only through ``apply``.
         """
@@ -186,9 +190,11 @@ class Store:
         sets = {"updated_at": now, **fields}
         assignments = ", ".join(f"{key} = ?" for key in sets)
         with self.transaction(durable=durable) as conn:
-            conn.execute(f"UPDATE items SET {assignments} WHERE id = ?",  # noqa: S608 - fixed names
-                         [*(_encode(v) for v in sets.values()), item_id])
-        return self.get(item_id)
+            row = _one(conn.execute(f"UPDATE items SET {assignments} WHERE id = ? RETURNING *",  # noqa: S608
+                                    [*(_encode(v) for v in sets.values()), item_id]))
+        if row is None:
+            raise StoreError(f"no item {item_id}")
+        return _item(row)
 
     def note(self, item_id: int, state: str, *, now: float, detail: str | None = None) -> None:
         """Append an event row that is not a state change (an orphaned init, a realignment)."""
@@ -267,8 +273,7 @@ class Store:
     def ledger_add(self, account: str, what: str, at: float) -> None:
         """Record a call (or a post) at ``at``, and forget the ones older than any window asks about."""
         with self.transaction() as conn:
-            conn.execute("INSERT INTO ledger (account, what, at) VALUES (?, ?, ?)", (account, what, at))
-            conn.execute("DELETE FROM ledger WHERE at < ?", (at - machine.LEDGER_KEEP,))
+            _record(conn, account, [(what, at)])
 
     def ledger_times(self, account: str, what: str, since: float) -> list[float]:
         rows = self.conn.execute("SELECT at FROM ledger WHERE account = ? AND what = ? AND at > ? ORDER BY at",
@@ -315,6 +320,22 @@ class Store:
         except sqlite3.DatabaseError as exc:
             return str(exc)
         return "; ".join(str(row[0]) for row in rows)
+
+
+def _one(cursor: sqlite3.Cursor) -> sqlite3.Row | None:
+    """The row a RETURNING statement gave (None: it touched none), the statement run to its end."""
+    rows = cursor.fetchall()
+    return rows[0] if rows else None
+
+
+def _record(conn: sqlite3.Connection, account: str, calls: Iterable[tuple[str, float]]) -> None:
+    """Inside the caller's transaction: add (what, at) calls to the account's ledger, forget the old ones."""
+    latest = None
+    for what, at in calls:
+        conn.execute("INSERT INTO ledger (account, what, at) VALUES (?, ?, ?)", (account, what, at))
+        latest = at if latest is None else max(latest, at)
+    if latest is not None:
+        conn.execute("DELETE FROM ledger WHERE at < ?", (latest - machine.LEDGER_KEEP,))
 
 
 def _check_fields(fields: dict[str, Any]) -> None:
