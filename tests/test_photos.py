@@ -64,8 +64,9 @@ def inits(rig: Rig) -> list[Any]:
 
 
 def staged_files(rig: Rig) -> list[str]:
-    """Files the media host still holds (its index file aside)."""
-    return sorted(name for name in os.listdir(rig.state_dir / "staging") if name != "index.json")
+    """Files the media host still holds (its index file, and that file's temp copy while it is rewritten, aside)."""
+    return sorted(name for name in os.listdir(rig.state_dir / "staging")
+                  if name != "index.json" and not name.startswith(".watchfolder-index"))
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import sqlite3
 
 import pytest
 
+from watchfolder.core import machine
 from watchfolder.core.errors import StoreError
 from watchfolder.core.model import State
 from watchfolder.core.transitions import Event
@@ -98,3 +99,17 @@ def test_the_ledger_keeps_one_day_of_calls_and_no_more(tmp_path):
     assert rows <= 24 * 60 + 2, "older than a day is forgotten"
     assert len(store.ledger_times("alice", "status", end - 86400)) == 24 * 60 - 1
     assert store.ledger_times("alice", "post", end - 86400) == [end]
+
+
+def test_an_init_answered_late_counts_from_its_answer_so_the_window_never_undercounts(tmp_path):
+    # Decided at 100 s, on the wire for 20 s (a slow connect): TikTok counted it when it arrived, so a
+    # window counted from 100 s would let the next init in 20 s too early.
+    store = Store(tmp_path)
+    item = store.apply(store.add_item(account="alice", name="a.mp4", kind="video", now=99.0, size=10),
+                       Event.CLAIMED, now=99.0)
+    item = store.apply(item, Event.INIT_SENT, now=100.0, ledger=[("init", 100.0)])
+    store.apply(item, Event.INIT_ANSWERED, now=120.0, publish_id="v_inbox_file~v2.1", ledger=[("draft", 120.0)],
+                retime=[("init", 100.0, 120.0)])
+    assert store.ledger_times("alice", "init", 0.0) == [120.0]
+    assert store.ledger_times("alice", "draft", 0.0) == [120.0]
+    assert machine.rate_allows_at(store.ledger_times("alice", "init", 0.0), 1, now=121.0) == 180.5

@@ -301,8 +301,9 @@ class Pipeline(Outcomes):
         # file's new folder; the move itself follows in _to_processing.
         moving = {"folder": "processing"} if item.folder == "inbox" else {}
         sent = "post" if Mode(account.mode) is Mode.DIRECT else "draft"
-        item = self.store.apply(item, Event.INIT_ANSWERED, now=self.clock(), retry_streak=0, **result, **moving,
-                                ledger=[(sent, self.clock())])
+        answered = self.clock()
+        item = self.store.apply(item, Event.INIT_ANSWERED, now=answered, retry_streak=0, **result, **moving,
+                                ledger=[(sent, answered)], retime=[("init", called, answered)])
         if held.wait_until or held.probe_seconds or (held.paused_code and held.paused_code not in (
                 "sign_in", schedule.USER_PAUSE)):
             # TikTok took an init again: whatever cap or pause held the account is over.

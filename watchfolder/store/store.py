@@ -144,14 +144,16 @@ class Store:
         return _item(row)
 
     def apply(self, item: Item, event: Event, *, now: float, note: str | None = None,
-              ledger: Iterable[tuple[str, float]] = (), **fields: Any) -> Item:
+              ledger: Iterable[tuple[str, float]] = (), retime: Iterable[tuple[str, float, float]] = (),
+              **fields: Any) -> Item:
         """Record ``event`` for ``item``: the one way to change ``state``, ``folder``, ``publish_id`` or ``moved``.
 
         The new state comes from the transition table; an illegal ``(state, event)`` or a guarded field the
         event may not set raises StoreError naming them. Compare-and-set on ``item.state``: StoreError when the
         item is no longer in it (someone else got there first). Every pair but the quiet ones appends an
         event row (with ``note``) to the item's history. ``ledger``: (what, at) calls of the item's account
-        recorded in the same commit (see ``ledger_add``). Returns the row as committed (no second read).
+        recorded in the same commit (see ``ledger_add``); ``retime``: (what, at, answered) moves a call recorded
+        at ``at`` to when its answer came. Returns the row as committed (no second read).
         """
         _check_fields(fields)
         new = transitions.next_state(item.state, event)
@@ -175,6 +177,7 @@ class Store:
                 conn.execute("INSERT INTO events (item_id, state, at, detail) VALUES (?, ?, ?, ?)",
                              (item.id, str(new), now, note))
             _record(conn, item.account, ledger)
+            _retime(conn, item.account, retime)
         return _item(row)
 
     def update(self, item_id: int, *, now: float, durable: bool = False, **fields: Any) -> Item:
@@ -336,6 +339,16 @@ def _record(conn: sqlite3.Connection, account: str, calls: Iterable[tuple[str, f
         latest = at if latest is None else max(latest, at)
     if latest is not None:
         conn.execute("DELETE FROM ledger WHERE at < ?", (latest - machine.LEDGER_KEEP,))
+
+
+def _retime(conn: sqlite3.Connection, account: str, calls: Iterable[tuple[str, float, float]]) -> None:
+    """Inside the caller's transaction: a call recorded when it was decided counts from when it was answered.
+
+    TikTok counts a call when it arrives, which may be well after we decided to send it (a slow connect, a
+    loaded NAS); its answer came later still, so a window counted from the answer never undercounts."""
+    for what, at, answered in calls:
+        conn.execute("UPDATE ledger SET at = ? WHERE rowid = (SELECT rowid FROM ledger WHERE account = ? AND what = ?"
+                     " AND at = ? LIMIT 1)", (answered, account, what, at))
 
 
 def _check_fields(fields: dict[str, Any]) -> None:
