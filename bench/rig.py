@@ -3,6 +3,8 @@
 The emulator is ``python -m watchfolder.emulator`` (or ``python -m bench.tlsemu`` behind TLS); the daemon
 is ``watchfolder run -c CONFIG`` with its tokens stored by ``watchfolder auth import``, exactly as a user
 runs it. The daemon writes JSON log lines to a file, which the benchmarks read for the times of its steps.
+Over 300 lines because the two processes' start, readiness and clean stop belong together: every benchmark
+relies on them in the same way.
 """
 
 from __future__ import annotations
