@@ -87,11 +87,11 @@ def test_a_worker_that_dies_holds_its_item_back_longer_each_time_and_status_says
     calls: list[float] = []
     original = pipeline.Pipeline.run
 
-    def run(self: pipeline.Pipeline, item_id: int) -> Any:
+    def run(self: pipeline.Pipeline, item_id: int, *known: Any) -> Any:
         if broken.is_set():
             calls.append(time.monotonic())
             raise RuntimeError("a bug outside the trip's own guard")
-        return original(self, item_id)
+        return original(self, item_id, *known)
 
     monkeypatch.setattr(pipeline.Pipeline, "run", run)
     rig.start()

@@ -29,6 +29,8 @@ class Outcomes:
     jitter: Callable[[], float]
     retry_policy: machine.RetryPolicy
     cap_probe: float | None = None
+    # Called after TikTok's app-wide wait was written (the scheduler then reads it again, not every pass).
+    on_app_wait: Callable[[], None] | None = None
 
     # ---- when TikTok says no -------------------------------------------------------------------
 
@@ -60,6 +62,8 @@ class Outcomes:
             )
         if decision.app_wait_until is not None:
             self.store.set_runtime("app_wait", {"until": decision.app_wait_until, "code": exc.code}, now)
+            if self.on_app_wait is not None:
+                self.on_app_wait()
         if decision.reauth:
             return self._reauth(item, AuthError(item.account, exc.advice or exc.message, code=exc.code), log)
         if decision.item_state is State.FAILED:

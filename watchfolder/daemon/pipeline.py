@@ -59,6 +59,7 @@ class Pipeline(Outcomes):
         self.cap_probe = settings.upload.cap_probe_seconds
         self.retry_policy = machine.RetryPolicy(settings.upload.max_attempts, settings.upload.retry_initial_seconds,
                                                 settings.upload.retry_max_seconds)
+        self._hold_checked = False   # the account's pause was read by this trip's init, moments ago
         # The item's file, opened once per trip without following links and proven to be the one taken
         # in (openfile); every byte hashed, staged or sent comes from it. Closed when run() returns.
         self.file = ItemFile(stop, settings.watch.ignore)
@@ -70,11 +71,13 @@ class Pipeline(Outcomes):
 
     # ---- entry point ---------------------------------------------------------------------------
 
-    def run(self, item_id: int) -> bool:
+    def run(self, item_id: int, item: Item | None = None) -> bool:
         """Work on the item until it is finished, parked (waiting) or the daemon stops; return True when it
         is all there (unfinished, or finished and moved with its sidecar), False when its move is still to
-        be made (the disk refused it: the main loop tries again)."""
-        item = self.store.get(item_id)
+        be made (the disk refused it: the main loop tries again). ``item``: its row as the scheduler just
+        read it (every write is a compare-and-set on its state), else it is read here."""
+        item = item if item is not None and item.id == item_id else self.store.get(item_id)
+        self._hold_checked = False
         log = self.log.bind(account=item.account, item=text.display_name(item.name), item_id=item.id)
         account = self.settings.account(item.account)
         try:
@@ -270,6 +273,7 @@ class Pipeline(Outcomes):
             creator.check_length(self.store, self.publisher, self.settings, item, account, self.clock(), log,
                                  media=media)
         held = self._check_hold(item)   # a pause, or a cap the ledger says is full: this init is not sent
+        self._hold_checked = True        # … and the first chunk after its answer need not ask again
         called = self.pacer.turn(item.account, "init")
         item = self.store.apply(item, Event.INIT_SENT, now=self.clock(), init_started_at=self.clock(),
                                 init_count=item.init_count + 1, ledger=[("init", called)])
@@ -372,7 +376,8 @@ class Pipeline(Outcomes):
         for first, last in self.publisher.remaining_ranges(item):
             if self.stop.is_set():
                 raise Stopped
-            if self.store.account_state(item.account).paused_code == schedule.USER_PAUSE:
+            checked, self._hold_checked = self._hold_checked, False
+            if not checked and self.store.account_state(item.account).paused_code == schedule.USER_PAUSE:
                 # Paused by the user: stop at this chunk boundary; `resume` continues from this byte.
                 raise Parked(None, "paused_by_you")
             if self.file.changed(item, path):

@@ -29,6 +29,7 @@ from typing import Protocol
 
 from watchfolder.config.settings import Settings
 from watchfolder.core.errors import StoreError
+from watchfolder.core.model import Item
 from watchfolder.daemon.pipeline import Pipeline
 from watchfolder.daemon.stopping import StopEvent
 from watchfolder.logs import Logger
@@ -87,8 +88,8 @@ class Scheduler:
         # What this pass read of the accounts and the app-wide wait (step), reused by next_wakeup at the
         # same ``now``: one read of each per pass, however many accounts.
         self._pass: tuple[float, dict[str, schedule.Hold | None], float | None] | None = None
-        # TikTok's app-wide wait as last read: only a worker's trip writes it (a refusal, then the trip
-        # ends), so it is read again after a worker ended, not on every pass.
+        # TikTok's app-wide wait as last read: only a worker's trip writes it, and then tells (on_app_wait),
+        # so it is read again after that, not on every pass.
         self._app_until: float | None = None
         self._app_read = False
         self._local = threading.local()
@@ -96,14 +97,14 @@ class Scheduler:
     # ---- the main loop's side ------------------------------------------------------------------
 
     def step(self, now: float) -> None:
-        if self._reap(self.uploads, now) + self._reap(self.polls, now):
-            self._app_read = False
+        self._reap(self.uploads, now)
+        self._reap(self.polls, now)
         # What TikTok is processing is asked about whatever holds new uploads back (caps, pauses).
         if self.accounts:
             for item in schedule.due_polls(self.store, self.accounts, now, self.polls.keys() | self.uploads.keys()):
                 if self.held.get(item.id, 0) > now:
                     continue
-                future = self.poller.submit(self._work, item.id)
+                future = self.poller.submit(self._work, item.id, item)
                 self.polls[item.id] = (item.account, future)
                 future.add_done_callback(self._worker_done)
         holds = self._holds(now)
@@ -137,7 +138,7 @@ class Scheduler:
                 continue
             exclude = self.uploads.keys() | self.polls.keys() | {i for i, t in self.held.items() if t > now}
             for item in schedule.due_uploads(self.store, name, now, exclude, free):
-                future = self.pool.submit(self._work, item.id)
+                future = self.pool.submit(self._work, item.id, item)
                 self.uploads[item.id] = (name, future)
                 future.add_done_callback(self._worker_done)
                 served_first = served_first or name
@@ -171,13 +172,10 @@ class Scheduler:
         ended, self._ended = self._ended, []
         return ended
 
-    def _reap(self, running: dict[int, tuple[str, concurrent.futures.Future[bool]]], now: float) -> int:
-        """Collect the workers that ended; return how many."""
-        reaped = 0
+    def _reap(self, running: dict[int, tuple[str, concurrent.futures.Future[bool]]], now: float) -> None:
         for item_id, (account, future) in list(running.items()):
             if not future.done():
                 continue
-            reaped += 1
             del running[item_id]
             error = None if future.cancelled() else future.exception()
             if error is None:
@@ -188,7 +186,6 @@ class Scheduler:
                 continue
             self._ended.append(item_id)
             self._hold(account, item_id, error, now)
-        return reaped
 
     def _hold(self, account: str, item_id: int, error: BaseException, now: float) -> None:
         count = self.crashes.get(item_id, 0) + 1
@@ -233,14 +230,20 @@ class Scheduler:
 
     # ---- a worker thread's side ----------------------------------------------------------------
 
-    def _work(self, item_id: int) -> bool:
-        """Run one item with this thread's own pipeline (its own store connection and HTTP sessions); return
-        True when its trip ended with the item all there (not finished, or moved with its sidecar)."""
+    def _app_wait_changed(self) -> None:
+        """A worker wrote TikTok's app-wide wait: the next pass reads it (a flag set from the worker's thread)."""
+        self._app_read = False
+
+    def _work(self, item_id: int, item: Item | None = None) -> bool:
+        """Run one item (``item``: its row as the due query just read it) with this thread's own pipeline
+        (its own store connection and HTTP sessions); return True when its trip ended with the item all
+        there (not finished, or moved with its sidecar)."""
         try:
             pipeline = getattr(self._local, "pipeline", None)
             if pipeline is None:
                 pipeline = self._local.pipeline = self.make_pipeline()
-            return pipeline.run(item_id)
+                pipeline.on_app_wait = self._app_wait_changed
+            return pipeline.run(item_id, item)
         except Exception as exc:
             self.log.exception("worker_failed", item_id=item_id, error=f"{type(exc).__name__}: {exc}")
             raise
