@@ -113,3 +113,28 @@ def test_an_init_answered_late_counts_from_its_answer_so_the_window_never_underc
     assert store.ledger_times("alice", "init", 0.0) == [120.0]
     assert store.ledger_times("alice", "draft", 0.0) == [120.0]
     assert machine.rate_allows_at(store.ledger_times("alice", "init", 0.0), 1, now=121.0) == 180.5
+
+
+def test_the_next_wake_up_of_a_large_backlog_is_read_from_the_items_that_have_a_next_try(tmp_path) -> None:
+    """10,000 queued items, a few with a next try: the earliest one still in the future (of a configured
+    account, open) comes from the partial index in time order, not from a walk over every queued item."""
+    from watchfolder.store import queries, schedule
+
+    store = Store(tmp_path)
+    try:
+        ids = store.add_items([{"account": f"acc{n % 10}", "name": f"clip-{n:05d}.mp4", "kind": "video",
+                                "now": 1000.0 + n} for n in range(10_000)])
+        queries.hold_item(store, ids[10], 7000.0, "held", 1000.0)     # acc0
+        queries.hold_item(store, ids[21], 6000.0, "held", 1000.0)     # acc1, not asked about below
+        queries.hold_item(store, ids[32], 8000.0, "held", 1000.0)     # acc2
+        queries.hold_item(store, ids[43], 4000.0, "held", 1000.0)     # acc3, already due at 5000
+        ran: list[str] = []
+        store.conn.set_trace_callback(ran.append)   # the statement as run, its values bound
+        assert schedule.next_due_at(store, ["acc0", "acc2", "acc3"], 5000.0) == 7000.0
+        store.conn.set_trace_callback(None)
+        assert schedule.next_due_at(store, ["acc1"], 5000.0) == 6000.0
+        assert schedule.next_due_at(store, ["acc3"], 5000.0) is None
+        plan = " ".join(row[3] for row in store.conn.execute("EXPLAIN QUERY PLAN " + ran[-1]))
+        assert "items_open_due" in plan and "TEMP B-TREE" not in plan, plan
+    finally:
+        store.close()

@@ -17,6 +17,7 @@ from watchfolder.core.model import Item
 from watchfolder.store.store import AccountState, Store, _item
 
 UPLOAD_STATES = ("queued", "waiting", "uploading")
+_OPEN = "('queued', 'waiting', 'uploading', 'processing')"   # as the partial index items_open_due names them
 USER_PAUSE = "user"   # accounts.paused_code of `watchfolder pause`
 
 
@@ -50,11 +51,14 @@ def due_polls(store: Store, accounts: Sequence[str], now: float, exclude: Collec
 
 
 def next_due_at(store: Store, accounts: Sequence[str], after: float) -> float | None:
-    """The earliest ``next_attempt_at`` later than ``after`` among the accounts' open items (None: none)."""
+    """The earliest ``next_attempt_at`` later than ``after`` among the accounts' open items (None: none).
+
+    Walks the partial index ``items_open_due`` in time order and stops at the first of these accounts
+    (``+account``: the account is checked on the rows, not used to pick the (account, state) index,
+    which would read every queued item of a backlog)."""
     row = store.conn.execute(
-        f"SELECT MIN(next_attempt_at) FROM items WHERE account IN ({_marks(accounts)})"  # noqa: S608
-        " AND state IN ('queued', 'waiting', 'uploading', 'processing') AND next_attempt_at > ?",
-        (*accounts, after)).fetchone()
+        f"SELECT next_attempt_at FROM items WHERE next_attempt_at > ? AND state IN {_OPEN} AND"  # noqa: S608
+        f" +account IN ({_marks(accounts)}) ORDER BY next_attempt_at LIMIT 1", (after, *accounts)).fetchone()
     return float(row[0]) if row and row[0] is not None else None
 
 

@@ -114,6 +114,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE items ADD COLUMN quick_key TEXT;
     CREATE INDEX items_account_key ON items(account, quick_key)
     """,
+    # 8: the main loop's next wake-up is the earliest next try of an open item: only those rows, in order
+    # (a backlog of 10,000 queued items without one was a scan on every pass)
+    """
+    CREATE INDEX items_open_due ON items(next_attempt_at)
+        WHERE next_attempt_at IS NOT NULL AND state IN ('queued', 'waiting', 'uploading', 'processing')
+    """,
 )
 
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
