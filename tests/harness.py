@@ -86,6 +86,12 @@ class Rig:
                           refresh_token=refresh, refresh_expires_at=now + 365 * 86400, scopes=scopes,
                           updated_at=time.time()))
 
+    def with_folders(self, account: str = "alice") -> Rig:
+        """Create the account's inbox/, processing/, done/ and failed/ now (the daemon would at its start)."""
+        for name in ("inbox", "processing", "done", "failed"):
+            self.folder(account, name).mkdir(parents=True, exist_ok=True)
+        return self
+
     def folder(self, account: str, name: str) -> Path:
         return self.root / account / name
 

@@ -45,10 +45,8 @@ from watchfolder.store.store import Store
 @pytest.fixture
 def rig(make_rig: Any) -> Rig:
     """The recovery tests' rig: 5,242,880-byte chunks, so a BIG video goes in three."""
-    made = make_rig(overrides={"upload.chunk_size": CHUNK})
-    for folder in ("inbox", "processing", "done", "failed"):
-        made.folder("alice", folder).mkdir(parents=True, exist_ok=True)
-    return made
+    rig: Rig = make_rig(overrides={"upload.chunk_size": CHUNK})
+    return rig.with_folders()
 
 
 def sha256(path: Path) -> str:

@@ -49,10 +49,8 @@ def ranges(records: list[Any]) -> list[str]:
 
 @pytest.fixture
 def rig(make_rig: Any) -> Rig:
-    made = make_rig(overrides={"upload.chunk_size": CHUNK})
-    for folder in ("inbox", "processing", "done", "failed"):
-        made.folder("alice", folder).mkdir(parents=True, exist_ok=True)
-    return made
+    rig: Rig = make_rig(overrides={"upload.chunk_size": CHUNK})
+    return rig.with_folders()
 
 
 def video(rig: Rig, folder: str, name: str = "clip.mp4", size: int = BIG, seed: int = 1) -> Path:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
+from typing import Any
 
 from tests.emulator_fixture import running_emulator
 from tests.harness import Rig, wait_for
@@ -111,6 +113,17 @@ def test_intake_takes_a_backlog_in_slices_and_leaves_the_rest_due(tmp_path):
             store.close()
 
 
+def send_one_video(make_rig: Any, tmp_path: Path) -> Rig:
+    """Run the daemon through one small video's happy path, from the drop to its sidecar in done/."""
+    rig: Rig = make_rig()
+    (source,) = make_videos(tmp_path / "src", 1)
+    rig.start()
+    rig.drop("alice", source.name, source)
+    rig.wait_sidecar("alice", source.name)
+    rig.stop()
+    return rig
+
+
 def test_the_happy_path_makes_at_most_three_durable_commits_per_item(make_rig, tmp_path, monkeypatch):
     """The commit plan: the intent before the init, TikTok's answer before the first byte, the outcome
     before the move are fsynced; every other write of the trip is a NORMAL commit in WAL."""
@@ -132,12 +145,7 @@ def test_the_happy_path_makes_at_most_three_durable_commits_per_item(make_rig, t
             yield conn
 
     monkeypatch.setattr(Store, "transaction", transaction)
-    rig: Rig = make_rig()
-    (source,) = make_videos(tmp_path / "src", 1)
-    rig.start()
-    rig.drop("alice", source.name, source)
-    rig.wait_sidecar("alice", source.name)
-    rig.stop()
+    rig = send_one_video(make_rig, tmp_path)
     assert len(durable) == 3, durable   # init intent, init answer, outcome (one chunk: no progress commit)
     assert set(durable) == {"2"}, "a durable commit runs with synchronous=FULL (2)"
     store = Store(rig.state_dir)
@@ -182,12 +190,7 @@ def test_the_happy_path_commits_each_step_once_and_reads_its_row_by_id_once(make
         self.conn.set_trace_callback(trace)
 
     monkeypatch.setattr(Store, "__init__", traced)
-    rig: Rig = make_rig()
-    (source,) = make_videos(tmp_path / "src", 1)
-    rig.start()
-    rig.drop("alice", source.name, source)
-    rig.wait_sidecar("alice", source.name)
-    rig.stop()
+    send_one_video(make_rig, tmp_path)
     with guard:
         assert len(commits) == 9, "\n".join(" | ".join(c)[:200] for c in commits)
         assert len(reads) == 1, reads
